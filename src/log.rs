@@ -1,0 +1,112 @@
+//! The log as readers see it: which segments exist, how far each is
+//! written, what is durable, and whether the journal is poisoned.
+//!
+//! The writer is the only thread that changes this state; readers and
+//! appenders only look. Each segment's `end` is published (Release) after
+//! the bytes below it were written, so a reader that loads it (Acquire) and
+//! maps the file sees whole records below it.
+
+use crate::frame::SegmentId;
+use crate::storage::StorageFile;
+use crate::Lsn;
+use parking_lot::{Mutex, RwLock};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// One segment of the log.
+pub struct SegmentMeta {
+    /// Number and salt.
+    pub id: SegmentId,
+    /// LSN of its first record.
+    pub first_lsn: Lsn,
+    /// Its path.
+    pub path: PathBuf,
+    /// The open file.
+    pub file: Arc<dyn StorageFile>,
+    /// End of the written records (an offset). Grows while the segment is
+    /// active; fixed once sealed.
+    pub end: AtomicU64,
+    /// Byte ranges skipped by `SkipCorrupt` recovery.
+    pub skips: Vec<(u64, u64)>,
+}
+
+/// Shared, read-mostly state of the log.
+pub struct LogState {
+    segments: RwLock<Vec<Arc<SegmentMeta>>>,
+    /// One past the last LSN written to the OS.
+    written: AtomicU64,
+    /// One past the last LSN made durable by `fdatasync`.
+    durable: AtomicU64,
+    poisoned: AtomicBool,
+    poison_cause: Mutex<Option<String>>,
+}
+
+impl LogState {
+    /// State for a log whose segments are `segments` and whose records up
+    /// to (not including) `next_lsn` are durable.
+    pub fn new(segments: Vec<Arc<SegmentMeta>>, next_lsn: Lsn) -> LogState {
+        LogState {
+            segments: RwLock::new(segments),
+            written: AtomicU64::new(next_lsn),
+            durable: AtomicU64::new(next_lsn),
+            poisoned: AtomicBool::new(false),
+            poison_cause: Mutex::new(None),
+        }
+    }
+
+    /// A snapshot of the segment list.
+    pub fn segments(&self) -> Vec<Arc<SegmentMeta>> {
+        self.segments.read().clone()
+    }
+
+    /// Adds a new active segment (after rotation).
+    pub fn push_segment(&self, meta: Arc<SegmentMeta>) {
+        self.segments.write().push(meta);
+    }
+
+    /// One past the last LSN written.
+    pub fn written_lsn(&self) -> Lsn {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// One past the last durable LSN.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// The first LSN still in the log.
+    pub fn first_lsn(&self) -> Lsn {
+        self.segments
+            .read()
+            .first()
+            .map_or_else(|| self.written_lsn(), |s| s.first_lsn)
+    }
+
+    /// Records that LSNs below `lsn` are written.
+    pub fn set_written(&self, lsn: Lsn) {
+        self.written.store(lsn, Ordering::Release);
+    }
+
+    /// Records that LSNs below `lsn` are durable.
+    pub fn set_durable(&self, lsn: Lsn) {
+        self.durable.store(lsn, Ordering::Release);
+    }
+
+    /// Marks the journal poisoned by `cause` (the first cause wins).
+    pub fn poison(&self, cause: String) {
+        let mut slot = self.poison_cause.lock();
+        if slot.is_none() {
+            *slot = Some(cause);
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// The poisoning cause, if poisoned.
+    pub fn poisoned(&self) -> Option<String> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        self.poison_cause.lock().clone()
+    }
+}

@@ -1,0 +1,153 @@
+//! Options of a journal, and the durability levels an append may ask for.
+
+use crate::error::{Error, Result};
+use crate::failpoint::Failpoints;
+use crate::frame;
+use crate::recovery::RecoveryMode;
+use crate::segment;
+use crate::storage::{FsStorage, Storage};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When an append is acknowledged, and so what it survives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// Acknowledged after the record's commit group was written and
+    /// `fdatasync` returned. Survives a process crash, a kernel panic and a
+    /// power cut. The default.
+    #[default]
+    Sync,
+    /// Acknowledged after the record was written to the operating system
+    /// (`write` returned). Survives a crash of this process; may be lost on
+    /// a kernel panic or power cut, until a later sync (any `Sync` append,
+    /// [`crate::Journal::sync`] or a clean close) covers it.
+    Buffered,
+    /// Acknowledged once the writer has taken the record off the queue and
+    /// given it its LSN, before it is written. Survives only a clean
+    /// [`crate::Journal::close`] (or drop). For fire-and-forget use
+    /// [`crate::Journal::submit`] and drop the ticket.
+    None,
+}
+
+/// How a journal behaves. `Options::default()` is what most users want.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Size of each segment file in bytes (preallocated). Default 64 MiB.
+    pub segment_size: u64,
+    /// Largest record payload accepted, in bytes. Default 16 MiB.
+    pub max_record_size: usize,
+    /// Durability of `append`/`submit` calls that do not name one.
+    pub durability: Durability,
+    /// How many append requests may wait in the queue. Default 4096.
+    pub queue_capacity: usize,
+    /// How long an append waits for room in a full queue before it fails
+    /// with [`Error::Busy`]. Default 5 s.
+    pub append_timeout: Duration,
+    /// Upper bound on the bytes one commit group gathers (a single request
+    /// larger than this still goes, alone). Default 1 MiB.
+    pub group_bytes: usize,
+    /// What recovery does about damaged bytes.
+    pub recovery_mode: RecoveryMode,
+    /// The storage every byte goes through.
+    pub storage: Arc<dyn Storage>,
+    /// Failpoints, for tests.
+    pub failpoints: Failpoints,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            segment_size: 64 << 20,
+            max_record_size: 16 << 20,
+            durability: Durability::Sync,
+            queue_capacity: 4096,
+            append_timeout: Duration::from_secs(5),
+            group_bytes: 1 << 20,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+            storage: Arc::new(FsStorage),
+            failpoints: Failpoints::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Checks that the options make sense together.
+    pub fn validate(&self) -> Result<()> {
+        let min_segment = (segment::HEADER_LEN + frame::HEADER_LEN + frame::ALIGN) as u64;
+        if self.segment_size < min_segment || self.segment_size > u64::from(u32::MAX) * 4 {
+            return Err(Error::InvalidOptions(format!(
+                "segment_size {} must be between {min_segment} and 16 GiB",
+                self.segment_size
+            )));
+        }
+        if self.segment_size % frame::ALIGN as u64 != 0 {
+            return Err(Error::InvalidOptions(format!(
+                "segment_size {} must be a multiple of {}",
+                self.segment_size,
+                frame::ALIGN
+            )));
+        }
+        let room = self.segment_size as usize - segment::HEADER_LEN - frame::HEADER_LEN;
+        if self.max_record_size > room || self.max_record_size > u32::MAX as usize {
+            return Err(Error::InvalidOptions(format!(
+                "max_record_size {} does not fit in a segment of {} bytes (at most {room})",
+                self.max_record_size, self.segment_size
+            )));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::InvalidOptions(
+                "queue_capacity must be at least 1".into(),
+            ));
+        }
+        if self.group_bytes == 0 {
+            return Err(Error::InvalidOptions(
+                "group_bytes must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One record to append: a type tag and opaque payload bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Record type, 1..=255 (0 is reserved and rejected).
+    pub kind: u8,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    /// A record of type `kind` carrying `payload`.
+    pub fn new(kind: u8, payload: impl Into<Vec<u8>>) -> Record {
+        Record {
+            kind,
+            payload: payload.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Options::default().validate().unwrap();
+    }
+
+    #[test]
+    fn record_larger_than_segment_is_rejected() {
+        let o = Options {
+            segment_size: 4096,
+            ..Options::default()
+        };
+        assert!(matches!(o.validate(), Err(Error::InvalidOptions(_))));
+        let o = Options {
+            segment_size: 4096,
+            max_record_size: 1024,
+            ..Options::default()
+        };
+        o.validate().unwrap();
+    }
+}

@@ -1,0 +1,410 @@
+//! Segment files: names, the header, and how a new segment comes to exist.
+//!
+//! ```text
+//! segment header, 64 bytes, little-endian
+//! offset size field
+//!  0     8    magic b"TJSEGMNT"
+//!  8     2    format version (1)
+//! 10     2    header length (64)
+//! 12     4    salt (u32): random per segment, part of every record's identity
+//! 16     8    segment number (u64), equal to the number in the file name
+//! 24     8    LSN of the first record this segment holds
+//! 32    28    reserved, zero
+//! 60     4    crc32 of bytes 0..60
+//! ```
+//!
+//! A segment is named `{number:020}.seg`, so names sort in log order. A new
+//! segment is born as `{number:020}.seg.tmp`, zero-filled to its full size
+//! (overwriting allocated blocks syncs faster than growing a file), then its
+//! header is written and synced, then it is renamed to its final name, then
+//! the directory is fsynced. Only then does the writer put records in it.
+//! The zero-fill of the next segment happens ahead of time on the
+//! [`Preallocator`] thread, so rotation does not stall appenders.
+
+use crate::failpoint::{names, Failpoints};
+use crate::frame::SegmentId;
+use crate::storage::{OpenMode, Storage, StorageFile};
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Length of the segment header; the first record starts here.
+pub const HEADER_LEN: usize = 64;
+/// The magic bytes at the start of every segment.
+pub const MAGIC: [u8; 8] = *b"TJSEGMNT";
+/// The current format version.
+pub const FORMAT_VERSION: u16 = 1;
+const SEGMENT_SUFFIX: &str = ".seg";
+const TEMP_SUFFIX: &str = ".seg.tmp";
+const BROKEN_SUFFIX: &str = ".broken";
+
+/// The decoded header of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Number and salt.
+    pub id: SegmentId,
+    /// LSN of the first record in the segment.
+    pub first_lsn: u64,
+}
+
+impl SegmentHeader {
+    /// The 64 header bytes.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        b[12..16].copy_from_slice(&self.id.salt.to_le_bytes());
+        b[16..24].copy_from_slice(&self.id.number.to_le_bytes());
+        b[24..32].copy_from_slice(&self.first_lsn.to_le_bytes());
+        let crc = crc32fast::hash(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header. The error says which check failed.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, String> {
+        if bytes.len() < HEADER_LEN {
+            return Err(format!(
+                "segment is {} bytes, shorter than its {HEADER_LEN}-byte header",
+                bytes.len()
+            ));
+        }
+        let b = &bytes[..HEADER_LEN];
+        if b[0..8] != MAGIC {
+            return Err("bad magic: not a tracejournal segment".into());
+        }
+        let stored = u32::from_le_bytes(b[60..64].try_into().expect("4 bytes"));
+        if crc32fast::hash(&b[0..60]) != stored {
+            return Err("segment header checksum mismatch".into());
+        }
+        let version = u16::from_le_bytes([b[8], b[9]]);
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "segment format version {version} is not supported (this build reads {FORMAT_VERSION})"
+            ));
+        }
+        let header_len = u16::from_le_bytes([b[10], b[11]]);
+        if usize::from(header_len) != HEADER_LEN || b[32..60].iter().any(|&x| x != 0) {
+            return Err("segment header has unknown fields".into());
+        }
+        Ok(SegmentHeader {
+            id: SegmentId {
+                salt: u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")),
+                number: u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
+            },
+            first_lsn: u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")),
+        })
+    }
+}
+
+/// The file name of segment `number`.
+pub fn file_name(number: u64) -> String {
+    format!("{number:020}{SEGMENT_SUFFIX}")
+}
+
+/// The temporary name a segment is born under.
+pub fn temp_name(number: u64) -> String {
+    format!("{number:020}{TEMP_SUFFIX}")
+}
+
+/// The segment number of a segment file name, if it is one.
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// True for leftovers of an interrupted segment creation.
+pub fn is_temp_name(name: &str) -> bool {
+    name.ends_with(TEMP_SUFFIX)
+}
+
+/// A name for keeping cut bytes of `segment_name` that does not exist yet.
+pub fn broken_name(segment_name: &str, existing: &[String]) -> String {
+    let base = format!("{segment_name}{BROKEN_SUFFIX}");
+    if !existing.contains(&base) {
+        return base;
+    }
+    (1..)
+        .map(|i| format!("{base}.{i}"))
+        .find(|n| !existing.contains(n))
+        .expect("an unused name exists")
+}
+
+/// A fresh random salt.
+pub fn new_salt() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    let v = h.finish();
+    (v as u32) ^ ((v >> 32) as u32)
+}
+
+/// A zero-filled file under a temporary name, ready to become a segment.
+pub struct Spare {
+    number: u64,
+    path: PathBuf,
+    file: Box<dyn StorageFile>,
+}
+
+/// A segment the writer may append to.
+pub struct OpenSegment {
+    /// Its header.
+    pub header: SegmentHeader,
+    /// Its path.
+    pub path: PathBuf,
+    /// The open file.
+    pub file: Arc<dyn StorageFile>,
+    /// Its size in bytes (records never go past it).
+    pub capacity: u64,
+}
+
+/// Creates `{number}.seg.tmp`, zero-filled to `size` bytes and synced.
+pub fn prepare_spare(
+    storage: &dyn Storage,
+    dir: &Path,
+    number: u64,
+    size: u64,
+    failpoints: &Failpoints,
+) -> io::Result<Spare> {
+    failpoints.hit(names::PREALLOCATE)?;
+    let path = dir.join(temp_name(number));
+    match storage.remove(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let file = storage.open(&path, OpenMode::CreateNew)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < size {
+        let n = (size - at).min(zeros.len() as u64) as usize;
+        file.write_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()?;
+    Ok(Spare { number, path, file })
+}
+
+/// Turns a spare into segment `header.id.number`: header written and
+/// synced, renamed to its final name, directory fsynced.
+pub fn install(
+    storage: &dyn Storage,
+    dir: &Path,
+    spare: Spare,
+    header: SegmentHeader,
+    failpoints: &Failpoints,
+) -> io::Result<OpenSegment> {
+    assert_eq!(spare.number, header.id.number, "spare for another segment");
+    let capacity = spare.file.len()?;
+    assert!(capacity >= HEADER_LEN as u64, "spare smaller than a header");
+    spare.file.write_at(&header.encode(), 0)?;
+    spare.file.sync_data()?;
+    failpoints.hit(names::SEGMENT_BEFORE_RENAME)?;
+    let path = dir.join(file_name(header.id.number));
+    storage.rename(&spare.path, &path)?;
+    failpoints.hit(names::SEGMENT_AFTER_RENAME)?;
+    storage.sync_dir(dir)?;
+    Ok(OpenSegment {
+        header,
+        path,
+        file: Arc::from(spare.file),
+        capacity,
+    })
+}
+
+enum Slot {
+    Idle,
+    Preparing(u64),
+    Ready(Spare),
+    Failed(u64, io::Error),
+}
+
+struct Shared {
+    slot: Mutex<Slot>,
+    done: Condvar,
+}
+
+/// A background thread that zero-fills the next segment ahead of time.
+pub struct Preallocator {
+    shared: Arc<Shared>,
+    requests: Option<Sender<u64>>,
+    thread: Option<JoinHandle<()>>,
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    size: u64,
+    failpoints: Failpoints,
+}
+
+impl Preallocator {
+    /// Starts the thread. Segments are preallocated to `size` bytes.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
+        size: u64,
+        failpoints: Failpoints,
+    ) -> io::Result<Preallocator> {
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot::Idle),
+            done: Condvar::new(),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = {
+            let shared = shared.clone();
+            let storage = storage.clone();
+            let dir = dir.clone();
+            let failpoints = failpoints.clone();
+            std::thread::Builder::new()
+                .name("tracejournal-prealloc".into())
+                .spawn(move || preallocate_loop(rx, shared, storage, dir, size, failpoints))?
+        };
+        Ok(Preallocator {
+            shared,
+            requests: Some(tx),
+            thread: Some(thread),
+            storage,
+            dir,
+            size,
+            failpoints,
+        })
+    }
+
+    /// Asks for segment `number` to be prepared in the background.
+    pub fn request(&self, number: u64) {
+        {
+            let mut slot = self.shared.slot.lock();
+            if let Slot::Ready(s) = &*slot {
+                if s.number == number {
+                    return;
+                }
+            }
+            *slot = Slot::Preparing(number);
+        }
+        if let Some(tx) = &self.requests {
+            // The thread only stops when `requests` is dropped, so this
+            // cannot fail while `self` exists.
+            let _ = tx.send(number);
+        }
+    }
+
+    /// Takes the spare for segment `number`: waits for a preparation under
+    /// way, or prepares it on this thread if none is ready.
+    pub fn take(&self, number: u64) -> io::Result<Spare> {
+        let mut slot = self.shared.slot.lock();
+        while matches!(&*slot, Slot::Preparing(n) if *n == number) {
+            self.shared.done.wait(&mut slot);
+        }
+        match std::mem::replace(&mut *slot, Slot::Idle) {
+            Slot::Ready(spare) if spare.number == number => Ok(spare),
+            _ => {
+                drop(slot);
+                prepare_spare(
+                    &*self.storage,
+                    &self.dir,
+                    number,
+                    self.size,
+                    &self.failpoints,
+                )
+            }
+        }
+    }
+}
+
+impl Drop for Preallocator {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn preallocate_loop(
+    rx: Receiver<u64>,
+    shared: Arc<Shared>,
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    size: u64,
+    failpoints: Failpoints,
+) {
+    for number in rx {
+        let result = prepare_spare(&*storage, &dir, number, size, &failpoints);
+        let mut slot = shared.slot.lock();
+        // Only publish if this is still the wanted segment.
+        if matches!(&*slot, Slot::Preparing(n) if *n == number) {
+            *slot = match result {
+                Ok(spare) => Slot::Ready(spare),
+                Err(e) => Slot::Failed(number, e),
+            };
+        }
+        shared.done.notify_all();
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Slot::Idle => write!(f, "Idle"),
+            Slot::Preparing(n) => write!(f, "Preparing({n})"),
+            Slot::Ready(s) => write!(f, "Ready({})", s.number),
+            Slot::Failed(n, e) => write!(f, "Failed({n}, {e})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_in_log_order_and_parse_back() {
+        let mut names: Vec<String> = [10u64, 2, 1_000_000, 9]
+            .iter()
+            .map(|&n| file_name(n))
+            .collect();
+        names.sort();
+        let parsed: Vec<u64> = names.iter().map(|n| parse_file_name(n).unwrap()).collect();
+        assert_eq!(parsed, vec![2, 9, 10, 1_000_000]);
+        assert_eq!(parse_file_name("00000000000000000001.seg.tmp"), None);
+        assert_eq!(parse_file_name("1.seg"), None);
+        assert!(is_temp_name(&temp_name(3)));
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let h = SegmentHeader {
+            id: SegmentId {
+                number: 3,
+                salt: 99,
+            },
+            first_lsn: 1234,
+        };
+        let bytes = h.encode();
+        assert_eq!(SegmentHeader::decode(&bytes).unwrap(), h);
+        for i in 0..HEADER_LEN {
+            let mut bad = bytes;
+            bad[i] ^= 0x40;
+            assert!(SegmentHeader::decode(&bad).is_err(), "flip at {i} passed");
+        }
+        assert!(SegmentHeader::decode(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn broken_names_never_collide() {
+        let existing = vec!["a.seg.broken".to_string(), "a.seg.broken.1".to_string()];
+        assert_eq!(broken_name("a.seg", &existing), "a.seg.broken.2");
+        assert_eq!(broken_name("b.seg", &existing), "b.seg.broken");
+    }
+}

@@ -1,0 +1,85 @@
+//! Tickets: how the writer hands each appender its own result.
+
+use crate::error::{Error, Result};
+use crate::Lsn;
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+
+/// The result slot shared by an appender and the writer.
+#[derive(Default)]
+struct Slot {
+    result: Mutex<Option<Result<Lsn, Arc<Error>>>>,
+    ready: Condvar,
+}
+
+/// The writer's side: resolves the ticket exactly once. If it is dropped
+/// unresolved (the writer stopped), the ticket resolves to [`Error::Closed`],
+/// so no appender ever waits forever.
+pub(crate) struct Completer {
+    slot: Arc<Slot>,
+}
+
+/// The appender's side of a submitted append; [`Ticket::wait`] blocks until
+/// the record reaches the durability it asked for.
+pub struct Ticket {
+    slot: Arc<Slot>,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("resolved", &self.slot.result.lock().is_some())
+            .finish()
+    }
+}
+
+/// A linked completer and ticket.
+pub(crate) fn pair() -> (Completer, Ticket) {
+    let slot = Arc::new(Slot::default());
+    (Completer { slot: slot.clone() }, Ticket { slot })
+}
+
+impl Completer {
+    /// Resolves with the first LSN of the request.
+    pub(crate) fn succeed(self, lsn: Lsn) {
+        self.resolve(Ok(lsn));
+    }
+
+    /// Resolves with an error.
+    pub(crate) fn fail(self, error: Arc<Error>) {
+        self.resolve(Err(error));
+    }
+
+    fn resolve(&self, result: Result<Lsn, Arc<Error>>) {
+        let mut slot = self.slot.result.lock();
+        if slot.is_none() {
+            *slot = Some(result);
+            self.slot.ready.notify_all();
+        }
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        self.resolve(Err(Arc::new(Error::Closed)));
+    }
+}
+
+impl Ticket {
+    /// Blocks until the append is acknowledged; returns its (first) LSN.
+    pub fn wait(self) -> Result<Lsn> {
+        let mut slot = self.slot.result.lock();
+        while slot.is_none() {
+            self.slot.ready.wait(&mut slot);
+        }
+        match slot.take().expect("resolved") {
+            Ok(lsn) => Ok(lsn),
+            Err(e) => Err(e.duplicate()),
+        }
+    }
+
+    /// True once the append was acknowledged or failed.
+    pub fn is_ready(&self) -> bool {
+        self.slot.result.lock().is_some()
+    }
+}

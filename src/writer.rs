@@ -1,0 +1,442 @@
+//! The group-commit writer: the one thread that owns the active segment.
+//!
+//! Appenders put requests on a bounded queue (and crash markers on the
+//! urgent lane). The writer takes everything queued, up to a byte cap, and
+//! for that group does exactly one `write` and at most one `fdatasync`, then
+//! acknowledges each appender with its own result. It never waits for more
+//! company: a lone request is written as soon as it arrives.
+//!
+//! Order of a group: urgent requests first, then normal ones in queue order.
+//! LSNs are assigned here, in that order, so LSN order is log order.
+//!
+//! Any failed write, sync or rotation poisons the journal: every waiter of
+//! the failed group gets the error, nothing is acknowledged after it, and
+//! every later request fails until the journal is reopened (recovery then
+//! decides from the bytes on disk what survived).
+
+use crate::error::{Error, Result};
+use crate::failpoint::{names, Failpoints};
+use crate::frame::{self, FrameHeader, SegmentId};
+use crate::log::{LogState, SegmentMeta};
+use crate::options::{Durability, Record};
+use crate::segment::{self, Preallocator, SegmentHeader};
+use crate::storage::{Storage, StorageFile};
+use crate::ticket::Completer;
+use crate::Lsn;
+use crossbeam_channel::{Receiver, TryRecvError};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What appenders send the writer.
+pub(crate) enum Request {
+    /// Append records (more than one: an atomic batch).
+    Append {
+        records: Vec<Record>,
+        durability: Durability,
+        done: Completer,
+    },
+    /// Make everything written so far durable.
+    Sync { done: Completer },
+    /// Write and sync everything queued before this, then stop.
+    Close { done: Completer },
+}
+
+impl Request {
+    fn encoded_bytes(&self) -> usize {
+        match self {
+            Request::Append { records, .. } => records
+                .iter()
+                .map(|r| frame::encoded_len(r.payload.len()))
+                .sum(),
+            _ => 0,
+        }
+    }
+
+    fn fail(self, error: &Arc<Error>) {
+        match self {
+            Request::Append { done, .. } | Request::Sync { done } | Request::Close { done } => {
+                done.fail(error.clone())
+            }
+        }
+    }
+}
+
+/// The segment records are appended to.
+struct Active {
+    meta: Arc<SegmentMeta>,
+    file: Arc<dyn StorageFile>,
+    pos: u64,
+    capacity: u64,
+}
+
+/// Everything the writer needs to run.
+pub(crate) struct WriterParts {
+    pub dir: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub failpoints: Failpoints,
+    pub log: Arc<LogState>,
+    pub segment_size: u64,
+    pub group_bytes: usize,
+    pub active: Arc<SegmentMeta>,
+    pub active_capacity: u64,
+    pub next_lsn: Lsn,
+    pub normal: Receiver<Request>,
+    pub urgent: Receiver<Request>,
+}
+
+/// One commit group being assembled.
+struct Group {
+    first_lsn: Lsn,
+    records: usize,
+    buf: Vec<u8>,
+    after_write: Vec<(Completer, Lsn)>,
+    after_sync: Vec<(Completer, Lsn)>,
+}
+
+pub(crate) struct Writer {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    failpoints: Failpoints,
+    log: Arc<LogState>,
+    group_bytes: usize,
+    active: Active,
+    next_lsn: Lsn,
+    unsynced: bool,
+    prealloc: Preallocator,
+    prealloc_requested: bool,
+    normal: Receiver<Request>,
+    urgent: Receiver<Request>,
+    group: Group,
+}
+
+impl Writer {
+    pub(crate) fn new(parts: WriterParts) -> Result<Writer> {
+        let prealloc = Preallocator::start(
+            parts.storage.clone(),
+            parts.dir.clone(),
+            parts.segment_size,
+            parts.failpoints.clone(),
+        )
+        .map_err(|e| Error::io("start preallocator thread", &parts.dir, e))?;
+        let pos = parts.active.end.load(Ordering::Acquire);
+        Ok(Writer {
+            dir: parts.dir,
+            storage: parts.storage,
+            failpoints: parts.failpoints,
+            log: parts.log,
+            group_bytes: parts.group_bytes,
+            active: Active {
+                file: parts.active.file.clone(),
+                meta: parts.active,
+                pos,
+                capacity: parts.active_capacity,
+            },
+            next_lsn: parts.next_lsn,
+            unsynced: false,
+            prealloc,
+            prealloc_requested: false,
+            normal: parts.normal,
+            urgent: parts.urgent,
+            group: Group {
+                first_lsn: parts.next_lsn,
+                records: 0,
+                buf: Vec::with_capacity(1 << 20),
+                after_write: Vec::new(),
+                after_sync: Vec::new(),
+            },
+        })
+    }
+
+    /// The writer thread's body. Returns after a `Close` request, or when
+    /// every sender is gone.
+    pub(crate) fn run(mut self) {
+        while let Some((urgent, normal)) = self.next_group() {
+            if self.process(urgent, normal) {
+                return;
+            }
+        }
+        // Every sender is gone without a Close: make what we wrote durable.
+        let _ = self.commit(true);
+    }
+
+    /// Blocks for the next request, then gathers the group: every urgent
+    /// request queued, and (if there are none) normal requests up to the
+    /// byte cap.
+    fn next_group(&mut self) -> Option<(Vec<Request>, Vec<Request>)> {
+        let mut urgent = Vec::new();
+        let mut normal = Vec::new();
+        match self.urgent.try_recv() {
+            Ok(r) => urgent.push(r),
+            Err(_) => {
+                crossbeam_channel::select! {
+                    recv(self.urgent) -> r => match r {
+                        Ok(r) => urgent.push(r),
+                        Err(_) => match self.normal.recv() {
+                            Ok(r) => normal.push(r),
+                            Err(_) => return None,
+                        },
+                    },
+                    recv(self.normal) -> r => match r {
+                        Ok(r) => normal.push(r),
+                        Err(_) => match self.urgent.recv() {
+                            Ok(r) => urgent.push(r),
+                            Err(_) => return None,
+                        },
+                    },
+                }
+            }
+        }
+        while let Ok(r) = self.urgent.try_recv() {
+            urgent.push(r);
+        }
+        if urgent.is_empty() {
+            let mut bytes = normal.iter().map(Request::encoded_bytes).sum::<usize>();
+            while bytes < self.group_bytes {
+                match self.normal.try_recv() {
+                    Ok(r) => {
+                        bytes += r.encoded_bytes();
+                        let stop = matches!(r, Request::Close { .. });
+                        normal.push(r);
+                        if stop {
+                            break;
+                        }
+                    }
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                }
+            }
+        }
+        Some((urgent, normal))
+    }
+
+    /// Writes one group. Returns true if the writer must stop (closed).
+    fn process(&mut self, urgent: Vec<Request>, normal: Vec<Request>) -> bool {
+        let mut need_sync = !urgent.is_empty();
+        let mut close = None;
+        for req in urgent.into_iter().chain(normal) {
+            if let Some(cause) = self.log.poisoned() {
+                if let Request::Close { done } = req {
+                    close = Some(done);
+                } else {
+                    req.fail(&Arc::new(Error::Poisoned { cause }));
+                }
+                continue;
+            }
+            match req {
+                Request::Append {
+                    records,
+                    durability,
+                    done,
+                } => {
+                    if durability == Durability::Sync {
+                        need_sync = true;
+                    }
+                    self.append(records, durability, done);
+                }
+                Request::Sync { done } => {
+                    need_sync = true;
+                    let lsn = self.next_lsn;
+                    self.group.after_sync.push((done, lsn));
+                }
+                Request::Close { done } => {
+                    need_sync = true;
+                    close = Some(done);
+                }
+            }
+        }
+        let _ = self.commit(need_sync);
+        if let Some(done) = close {
+            match self.log.poisoned() {
+                Some(cause) => done.fail(Arc::new(Error::Poisoned { cause })),
+                None => done.succeed(self.next_lsn),
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Encodes one request into the group, rotating first if it does not
+    /// fit in the active segment.
+    fn append(&mut self, records: Vec<Record>, durability: Durability, done: Completer) {
+        let bytes: u64 = records
+            .iter()
+            .map(|r| frame::encoded_len(r.payload.len()) as u64)
+            .sum();
+        let too_many = self.group.records + records.len() > usize::from(u16::MAX) + 1;
+        let too_big = self.active.pos + self.group.buf.len() as u64 + bytes > self.active.capacity;
+        if too_many || too_big {
+            // The segment must be synced before the next one gets records,
+            // so recovery can trust that a later segment implies an intact
+            // earlier one.
+            if self.commit(too_big).is_err() {
+                return self.fail_poisoned(done);
+            }
+            if too_big {
+                if let Err(e) = self.rotate() {
+                    self.log.poison(e.to_string());
+                    return done.fail(Arc::new(e));
+                }
+            }
+        }
+        let first = self.next_lsn;
+        let last_index = records.len() - 1;
+        for (i, record) in records.iter().enumerate() {
+            let header = FrameHeader {
+                len: record.payload.len() as u32,
+                lsn: self.next_lsn,
+                segment: self.active.meta.id,
+                group_delta: (self.next_lsn - self.group.first_lsn) as u16,
+                kind: record.kind,
+                flags: if i < last_index {
+                    frame::FLAG_BATCH_CONTINUES
+                } else {
+                    0
+                },
+            };
+            frame::encode(&mut self.group.buf, &header, &record.payload);
+            self.next_lsn += 1;
+            self.group.records += 1;
+        }
+        match durability {
+            Durability::None => done.succeed(first),
+            Durability::Buffered => self.group.after_write.push((done, first)),
+            Durability::Sync => self.group.after_sync.push((done, first)),
+        }
+    }
+
+    fn fail_poisoned(&self, done: Completer) {
+        let cause = self.log.poisoned().unwrap_or_else(|| "unknown".into());
+        done.fail(Arc::new(Error::Poisoned { cause }));
+    }
+
+    /// Writes the group with one `write`, syncs it if `sync`, acknowledges
+    /// its waiters, and starts a new group. Without `sync`, waiters for
+    /// durability move on to the next group: they are never acknowledged
+    /// before an `fdatasync` covers them.
+    fn commit(&mut self, sync: bool) -> Result<(), ()> {
+        let result = self.write_and_sync(sync);
+        let mut buf = std::mem::take(&mut self.group.buf);
+        buf.clear();
+        let after_write = std::mem::take(&mut self.group.after_write);
+        let mut after_sync = std::mem::take(&mut self.group.after_sync);
+        self.group = Group {
+            first_lsn: self.next_lsn,
+            records: 0,
+            buf,
+            after_write: Vec::new(),
+            after_sync: Vec::new(),
+        };
+        match result {
+            Ok(()) if !sync => {
+                self.group.after_sync = after_sync;
+                Ok(())
+            }
+            Ok(()) => {
+                for (done, lsn) in after_sync.drain(..) {
+                    done.succeed(lsn);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                // `after_write` is non-empty only if the write itself failed.
+                for (done, _) in after_sync.into_iter().chain(after_write) {
+                    done.fail(e.clone());
+                }
+                Err(())
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self, sync: bool) -> Result<()> {
+        if let Some(cause) = self.log.poisoned() {
+            return Err(Error::Poisoned { cause });
+        }
+        let path = self.active.meta.path.clone();
+        if !self.group.buf.is_empty() {
+            let wrote = self
+                .failpoints
+                .hit(names::WRITER_BEFORE_WRITE)
+                .and_then(|()| self.active.file.write_at(&self.group.buf, self.active.pos));
+            if let Err(e) = wrote {
+                let e = Error::io("write to segment", &path, e);
+                self.log.poison(e.to_string());
+                return Err(e);
+            }
+            self.active.pos += self.group.buf.len() as u64;
+            self.active
+                .meta
+                .end
+                .store(self.active.pos, Ordering::Release);
+            self.log.set_written(self.next_lsn);
+            self.unsynced = true;
+            for (done, lsn) in self.group.after_write.drain(..) {
+                done.succeed(lsn);
+            }
+            self.maybe_request_spare();
+        }
+        if sync && self.unsynced {
+            let synced = self
+                .failpoints
+                .hit(names::WRITER_BEFORE_SYNC)
+                .and_then(|()| self.active.file.sync_data());
+            if let Err(e) = synced {
+                let e = Error::io("fdatasync segment", &path, e);
+                self.log.poison(e.to_string());
+                return Err(e);
+            }
+            self.unsynced = false;
+            self.log.set_durable(self.next_lsn);
+            // Pause-only point (a failure here would come after the sync).
+            let _ = self.failpoints.hit(names::WRITER_AFTER_SYNC);
+        }
+        Ok(())
+    }
+
+    fn maybe_request_spare(&mut self) {
+        if !self.prealloc_requested && self.active.pos > self.active.capacity / 2 {
+            self.prealloc.request(self.active.meta.id.number + 1);
+            self.prealloc_requested = true;
+        }
+    }
+
+    /// Seals the active segment (already synced) and starts the next one.
+    fn rotate(&mut self) -> Result<()> {
+        let number = self.active.meta.id.number + 1;
+        let io = |op, e| Error::io(op, self.dir.join(segment::file_name(number)), e);
+        self.failpoints
+            .hit(names::SEGMENT_ROTATE)
+            .map_err(|e| io("rotate segment", e))?;
+        let spare = self
+            .prealloc
+            .take(number)
+            .map_err(|e| io("preallocate segment", e))?;
+        let header = SegmentHeader {
+            id: SegmentId {
+                number,
+                salt: segment::new_salt(),
+            },
+            first_lsn: self.next_lsn,
+        };
+        let seg = segment::install(&*self.storage, &self.dir, spare, header, &self.failpoints)
+            .map_err(|e| io("install segment", e))?;
+        let meta = Arc::new(SegmentMeta {
+            id: header.id,
+            first_lsn: header.first_lsn,
+            path: seg.path,
+            file: seg.file.clone(),
+            end: std::sync::atomic::AtomicU64::new(segment::HEADER_LEN as u64),
+            skips: Vec::new(),
+        });
+        self.log.push_segment(meta.clone());
+        self.active = Active {
+            meta,
+            file: seg.file,
+            pos: segment::HEADER_LEN as u64,
+            capacity: seg.capacity,
+        };
+        self.group.first_lsn = self.next_lsn;
+        self.prealloc_requested = false;
+        Ok(())
+    }
+}
