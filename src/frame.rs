@@ -180,7 +180,9 @@ pub fn decode(bytes: &[u8], id: SegmentId) -> Result<Frame<'_>, DecodeError> {
     }
     let len = le_u32(&head[4..8]);
     let available = (bytes.len() - HEADER_LEN) as u64;
-    if u64::from(len) > available {
+    // The whole frame, padding included, must be present: a file that ends
+    // inside a frame ends in a torn record.
+    if (encoded_len(len as usize) - HEADER_LEN) as u64 > available {
         return Err(DecodeError::LengthPastEnd {
             len: u64::from(len),
             available,
@@ -203,8 +205,7 @@ pub fn decode(bytes: &[u8], id: SegmentId) -> Result<Frame<'_>, DecodeError> {
         return Err(DecodeError::BadTypeOrFlags);
     }
     let total_len = encoded_len(len as usize);
-    let pad_end = total_len.min(bytes.len());
-    if bytes[HEADER_LEN + len as usize..pad_end]
+    if bytes[HEADER_LEN + len as usize..total_len]
         .iter()
         .any(|&b| b != 0)
     {
@@ -284,6 +285,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn frame_cut_inside_its_padding_is_rejected() {
+        let mut buf = Vec::new();
+        encode(&mut buf, &header(1, 1, 0), b"abc");
+        assert_eq!(buf.len(), 40);
+        assert!(matches!(
+            decode(&buf[..36], ID),
+            Err(DecodeError::LengthPastEnd { .. })
+        ));
     }
 
     #[test]

@@ -28,6 +28,7 @@
 pub mod error;
 pub mod failpoint;
 pub mod frame;
+pub mod fuzzing;
 pub mod journal;
 mod log;
 pub mod options;
