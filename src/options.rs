@@ -80,7 +80,7 @@ impl Options {
                 self.segment_size
             )));
         }
-        if self.segment_size % frame::ALIGN as u64 != 0 {
+        if !self.segment_size.is_multiple_of(frame::ALIGN as u64) {
             return Err(Error::InvalidOptions(format!(
                 "segment_size {} must be a multiple of {}",
                 self.segment_size,

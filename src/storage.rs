@@ -76,6 +76,10 @@ pub trait StorageFile: Send + Sync {
     fn sync_all(&self) -> io::Result<()>;
     /// The file's length in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// True if the file holds no bytes.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
     /// Truncates or extends the file (extension reads as zeros).
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Maps the whole file, as it is now, for reading.
@@ -138,7 +142,7 @@ impl StorageFile for FsFile {
         self.file.set_len(len)
     }
     fn map(&self) -> io::Result<ReadMap> {
-        if self.len()? == 0 {
+        if self.is_empty()? {
             return Ok(ReadMap {
                 bytes: MapBytes::Empty,
             });
