@@ -366,6 +366,8 @@ fn verify(dir: &Path, repair: bool, out: &mut dyn Write) -> CliResult {
         "clean"
     } else if done {
         "repaired"
+    } else if report.truncated.iter().any(|t| t.intact_records > 0) {
+        "torn tail with intact records inside it (a crash, or damage to the last commit group: see the warning)"
     } else {
         "torn tail (the normal result of a crash, not corruption)"
     };
@@ -393,6 +395,16 @@ fn write_findings(out: &mut dyn Write, report: &RecoveryReport, done: bool) -> i
             if done { "cut torn tail" } else { "torn tail" },
             describe_cut(t)
         )?;
+        if t.intact_records > 0 {
+            writeln!(
+                out,
+                "  warning: {} whole, checksum-valid records lie in that range. A crash \
+                 leaves such records only from its last, unsynced commit group; if any \
+                 of them was acknowledged, this is damage, not a torn write \
+                 (inspect the .broken copy)",
+                t.intact_records
+            )?;
+        }
         match (&t.copy, done) {
             (Some(copy), _) => writeln!(out, "  copy of the cut bytes: {}", copy.display())?,
             (None, true) => writeln!(out, "  no copy kept (nothing to copy)")?,

@@ -62,6 +62,11 @@ pub struct Truncation {
     pub copy: Option<PathBuf>,
     /// Why.
     pub reason: String,
+    /// Whole, checksum-valid records found inside the cut range. A crash
+    /// can leave some (the surviving sectors of one unsynced commit group),
+    /// but damage to the last commit group looks the same: if any of these
+    /// were acknowledged, the cut bytes were not a crash's torn tail.
+    pub intact_records: u64,
 }
 
 /// Damage that was skipped or cut under a lenient recovery mode.
@@ -155,7 +160,11 @@ enum Ending {
     /// Ran into zeros (or the exact end of the file) with nothing after.
     Clean,
     /// Damage that is a torn tail if this is the last segment.
-    Torn { at: u64, reason: String },
+    Torn {
+        at: u64,
+        reason: String,
+        intact: u64,
+    },
     /// Damage that is corruption wherever it is.
     Corrupt { at: u64, reason: String },
 }
@@ -195,6 +204,10 @@ impl Recovery<'_> {
         let mut segments: Vec<RecoveredSegment> = Vec::new();
         let mut expected_lsn: Option<u64> = None;
         let mut stop_after: Option<usize> = None;
+        // Segments whose header cannot be read, skipped in `SkipCorrupt`
+        // mode: set aside, so that a new segment of the same number never
+        // replaces their bytes.
+        let mut unreadable: Vec<u64> = Vec::new();
         for (i, &number) in numbers.iter().enumerate() {
             let is_last = i + 1 == numbers.len();
             let path = self.dir.join(segment::file_name(number));
@@ -224,11 +237,12 @@ impl Recovery<'_> {
                         stop_after = Some(i);
                         break;
                     }
+                    unreadable.push(number);
                     continue;
                 }
             };
             if let Some(exp) = expected_lsn {
-                if header.first_lsn != exp && self.mode != RecoveryMode::SkipCorrupt {
+                if header.first_lsn != exp {
                     let reason = format!(
                         "segment starts at LSN {} but the previous one ended before LSN {exp}",
                         header.first_lsn
@@ -266,8 +280,9 @@ impl Recovery<'_> {
             }
         }
         if let Some(first_dropped) = stop_after {
-            self.set_aside(&numbers[first_dropped..], &names, &mut report)?;
+            unreadable.extend_from_slice(&numbers[first_dropped..]);
         }
+        self.set_aside(&unreadable, &names, &mut report)?;
         report.segments = segments.len();
         report.first_lsn = segments.first().map_or(1, |s| s.header.first_lsn);
         report.next_lsn = segments.last().map_or(1, |s| s.next_lsn);
@@ -357,7 +372,7 @@ impl Recovery<'_> {
     ) -> Result<bool> {
         let (at, reason, corrupt) = match &scan.ending {
             Ending::Clean => return Ok(false),
-            Ending::Torn { at, reason } => (*at, reason.clone(), !is_last),
+            Ending::Torn { at, reason, .. } => (*at, reason.clone(), !is_last),
             Ending::Corrupt { at, reason } => (*at, reason.clone(), true),
         };
         let reason = if corrupt && !is_last {
@@ -369,7 +384,7 @@ impl Recovery<'_> {
             (RecoveryMode::TolerateTornTail, false)
             | (RecoveryMode::SkipCorrupt, false)
             | (RecoveryMode::PointInTime, false) => {
-                self.cut(seg, at, scan.last_nonzero, reason, report)?;
+                self.cut(seg, at, scan, reason, report)?;
                 Ok(false)
             }
             (RecoveryMode::AbsoluteConsistency, false) => Err(self.corruption(
@@ -383,7 +398,7 @@ impl Recovery<'_> {
                     offset: at,
                     reason: reason.clone(),
                 });
-                self.cut(seg, at, scan.last_nonzero, reason, report)?;
+                self.cut(seg, at, scan, reason, report)?;
                 Ok(true)
             }
             (RecoveryMode::SkipCorrupt, true) => {
@@ -394,7 +409,7 @@ impl Recovery<'_> {
                     offset: at,
                     reason: reason.clone(),
                 });
-                self.cut(seg, at, scan.last_nonzero, reason, report)?;
+                self.cut(seg, at, scan, reason, report)?;
                 Ok(false)
             }
             (_, true) => Err(self.corruption(&seg.path, at, reason)),
@@ -407,11 +422,15 @@ impl Recovery<'_> {
         &self,
         seg: &mut RecoveredSegment,
         at: u64,
-        until: u64,
+        scan: &Scan,
         reason: String,
         report: &mut RecoveryReport,
     ) -> Result<()> {
-        let until = until.max(at);
+        let until = scan.last_nonzero.max(at);
+        let intact_records = match scan.ending {
+            Ending::Torn { intact, .. } => intact,
+            _ => 0,
+        };
         let len = until - at;
         let mut copy = None;
         if !self.dry_run && len > 0 {
@@ -452,6 +471,7 @@ impl Recovery<'_> {
             bytes: len,
             copy,
             reason,
+            intact_records,
         });
         Ok(())
     }
@@ -531,9 +551,11 @@ fn scan_segment(map: &[u8], header: &SegmentHeader, skip_corrupt: bool) -> Scan 
             }
             Err(e) => e.to_string(),
         };
-        // A bad record at `pos`. Is anything valid after it?
-        match find_later_record(map, pos + frame::ALIGN, id, expected) {
-            Some((at, f)) if f.group_first_lsn() > expected => {
+        // A bad record at `pos`. Is a valid record of a later commit group
+        // after it? (Valid records of the bad record's own group may come
+        // first: they prove nothing, a later group anywhere after it does.)
+        match find_later_group(map, pos + frame::ALIGN, id, expected) {
+            Some((at, f)) => {
                 if skip_corrupt {
                     // Skip from the start of any unclosed batch (it can
                     // never be whole) to the next valid record.
@@ -568,10 +590,11 @@ fn scan_segment(map: &[u8], header: &SegmentHeader, skip_corrupt: bool) -> Scan 
                 };
                 break;
             }
-            _ => {
+            None => {
                 scan.ending = Ending::Torn {
                     at: pos as u64,
                     reason: problem,
+                    intact: 0,
                 };
                 break;
             }
@@ -588,26 +611,34 @@ fn scan_segment(map: &[u8], header: &SegmentHeader, skip_corrupt: bool) -> Scan 
                 at: c.min(at),
                 reason: r,
             },
-            _ => Ending::Torn { at, reason },
+            _ => Ending::Torn {
+                at,
+                reason,
+                intact: 0,
+            },
         };
+    }
+    if let Ending::Torn { at, intact, .. } = &mut scan.ending {
+        *intact = count_intact(map, *at as usize, last_nonzero as usize, id);
     }
     scan
 }
 
 /// The first aligned offset at or after `from` holding a valid record of
-/// segment `id` with an LSN of at least `min_lsn`.
-fn find_later_record(
+/// segment `id` from a commit group that began after LSN `bad_lsn` (the
+/// LSN expected where the bad record is).
+fn find_later_group(
     map: &[u8],
     from: usize,
     id: SegmentId,
-    min_lsn: u64,
+    bad_lsn: u64,
 ) -> Option<(usize, frame::FrameHeader)> {
     let number = id.number.to_le_bytes();
     let mut at = from;
     while at + frame::HEADER_LEN <= map.len() {
         if map[at + 16..at + 24] == number {
             if let Ok(f) = frame::decode(&map[at..], id) {
-                if f.header.lsn >= min_lsn {
+                if f.header.group_first_lsn() > bad_lsn {
                     return Some((at, f.header));
                 }
             }
@@ -615,6 +646,23 @@ fn find_later_record(
         at += frame::ALIGN;
     }
     None
+}
+
+/// How many checksum-valid records of segment `id` start at aligned
+/// offsets in `[from, until)`.
+fn count_intact(map: &[u8], from: usize, until: usize, id: SegmentId) -> u64 {
+    let mut count = 0;
+    let mut at = from;
+    while at < until && at + frame::HEADER_LEN <= map.len() {
+        match frame::decode(&map[at..], id) {
+            Ok(f) => {
+                count += 1;
+                at += f.total_len;
+            }
+            Err(_) => at += frame::ALIGN,
+        }
+    }
+    count
 }
 
 /// One past the offset of the last non-zero byte (0 if all zero).
