@@ -45,7 +45,8 @@ pub enum RecoveryMode {
     /// it (later segments are set aside as `.broken` files).
     PointInTime,
     /// Skip damaged records and keep every valid record around them. LSNs
-    /// may then have gaps.
+    /// may then have gaps. A segment whose header cannot be read is set
+    /// aside as a `.broken` file.
     SkipCorrupt,
 }
 
