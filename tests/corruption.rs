@@ -220,7 +220,7 @@ fn bad_record_in_an_earlier_segment_is_corruption_even_with_zeros_after_it() {
     let placed = multi_segment(&base, 3);
     let n = placed.len() as u64;
     // The last record of segment 1: only zeros follow it in that file.
-    let last1 = *placed.iter().filter(|p| p.segment == 1).last().unwrap();
+    let last1 = *placed.iter().rfind(|p| p.segment == 1).unwrap();
     let first2 = placed.iter().find(|p| p.segment == 2).unwrap().lsn;
     assert_eq!(first2, last1.lsn + 1);
 
