@@ -10,12 +10,14 @@
 //!   to this segment, and carry the next LSN.
 //! * Where that stops, the rest of the file decides. All zeros: the clean
 //!   end (preallocated space). Otherwise the writer's group commit tells a
-//!   torn tail from corruption: a commit group is one `write` followed by one
-//!   `fdatasync`, and the next group is written only after that sync
-//!   returned. So valid records past the bad spot that belong to the *same*
-//!   group as the bad spot (their group began at or before it) are the
-//!   remains of one unsynced write: a torn tail. A valid record from a
-//!   *later* group means a synced record went bad: corruption.
+//!   torn tail from corruption: a commit group is what the writer wrote
+//!   since its last `fdatasync` (one `write`, or several if it wrote
+//!   `Buffered` records without syncing), closed by the next `fdatasync`,
+//!   and the next group is written only after that sync returned. So valid
+//!   records past the bad spot that belong to the *same* group as the bad
+//!   spot (their group began at or before it) are the remains of unsynced
+//!   writes: a torn tail. A valid record from a *later* group means a
+//!   synced record went bad: corruption.
 //! * A torn tail may exist only in the last segment. An atomic batch whose
 //!   closing record is missing is part of the torn tail.
 //! * Cut bytes are copied to a `.broken` file, then zeroed in place (the

@@ -9,6 +9,12 @@
 //! Order of a group: urgent requests first, then normal ones in queue order.
 //! LSNs are assigned here, in that order, so LSN order is log order.
 //!
+//! A group that needs no durability (only `Buffered` or `None` requests) is
+//! written without an `fdatasync`. The commit group recorded in each frame
+//! (`group_delta`) therefore runs from one `fdatasync` to the next: records
+//! written after an unsynced write join its group, because the two writes
+//! may reach the disk in either order (see the recovery rules).
+//!
 //! Any failed write, sync or rotation poisons the journal: every waiter of
 //! the failed group gets the error, nothing is acknowledged after it, and
 //! every later request fails until the journal is reopened (recovery then
@@ -86,8 +92,17 @@ pub(crate) struct WriterParts {
 }
 
 /// One commit group being assembled.
+///
+/// For recovery, a group (what `group_delta` counts back to) runs from one
+/// `fdatasync` to the next: a write that is not followed by a sync (only
+/// `Buffered` or `None` requests) leaves the group open, so records written
+/// after it join the same group. Two writes with no sync between them may
+/// reach the disk in either order, so a hole in the first with the second
+/// intact must read as a torn tail, not as corruption.
 struct Group {
+    /// LSN of the first record written since the last sync.
     first_lsn: Lsn,
+    /// Records written (or encoded) since the last sync.
     records: usize,
     buf: Vec<u8>,
     after_write: Vec<(Completer, Lsn)>,
@@ -267,8 +282,9 @@ impl Writer {
         if too_many || too_big {
             // The segment must be synced before the next one gets records,
             // so recovery can trust that a later segment implies an intact
-            // earlier one.
-            if self.commit(too_big).is_err() {
+            // earlier one. A group too large for `group_delta` is closed
+            // with a sync too (only a sync starts a new group).
+            if self.commit(true).is_err() {
                 return self.fail_poisoned(done);
             }
             if too_big {
@@ -309,19 +325,24 @@ impl Writer {
         done.fail(Arc::new(Error::Poisoned { cause }));
     }
 
-    /// Writes the group with one `write`, syncs it if `sync`, acknowledges
-    /// its waiters, and starts a new group. Without `sync`, waiters for
-    /// durability move on to the next group: they are never acknowledged
-    /// before an `fdatasync` covers them.
+    /// Writes the group's buffer with one `write`, syncs it if `sync`, and
+    /// acknowledges its waiters. Only a sync starts a new group. Without
+    /// `sync`, waiters for durability move on with the still-open group:
+    /// they are never acknowledged before an `fdatasync` covers them.
     fn commit(&mut self, sync: bool) -> Result<(), ()> {
         let result = self.write_and_sync(sync);
         let mut buf = std::mem::take(&mut self.group.buf);
         buf.clear();
         let after_write = std::mem::take(&mut self.group.after_write);
         let mut after_sync = std::mem::take(&mut self.group.after_sync);
+        let (first_lsn, records) = if sync {
+            (self.next_lsn, 0)
+        } else {
+            (self.group.first_lsn, self.group.records)
+        };
         self.group = Group {
-            first_lsn: self.next_lsn,
-            records: 0,
+            first_lsn,
+            records,
             buf,
             after_write: Vec::new(),
             after_sync: Vec::new(),

@@ -373,7 +373,7 @@ fn group_then_later(batch: bool) -> (Env, Vec<Placement>) {
         assert_eq!(j.append_batch((4..=8).map(record).collect()).unwrap(), 4..9);
     } else {
         fp.arm(names::WRITER_BEFORE_WRITE, Action::Pause);
-        let first = j.submit_with(record(4), Durability::Buffered).unwrap();
+        let first = j.submit_with(record(4), Durability::Sync).unwrap();
         assert!(fp.wait_paused(names::WRITER_BEFORE_WRITE, Duration::from_secs(30)));
         let rest: Vec<_> = (5..=9)
             .map(|i| {

@@ -345,10 +345,10 @@ fn torn_group_of_single_records_keeps_the_records_before_the_hole() {
     options.durability = Durability::Buffered;
     let (j, _) = Journal::open(base.dir(), options).unwrap();
     append_each(&j, 1, 3);
-    // Hold the writer inside group {4} while 5..=9 queue up behind it, so
-    // they become one group.
+    // Hold the writer inside the synced group {4} while 5..=9 queue up
+    // behind it, so they become one group.
     fp.arm(names::WRITER_BEFORE_WRITE, Action::Pause);
-    let first = j.submit(record(4)).unwrap();
+    let first = j.submit_with(record(4), Durability::Sync).unwrap();
     assert!(fp.wait_paused(names::WRITER_BEFORE_WRITE, Duration::from_secs(30)));
     let tickets: Vec<_> = (5..=9).map(|i| j.submit(record(i)).unwrap()).collect();
     fp.release(names::WRITER_BEFORE_WRITE);
@@ -428,6 +428,69 @@ fn atomic_batch_cut_in_the_middle_is_wholly_absent() {
             assert_clean(&report);
             assert_holds(&j, 4);
             j.close().unwrap();
+        }
+    }
+}
+
+#[test]
+fn lost_unsynced_buffered_write_before_a_surviving_one_is_a_torn_tail() {
+    // Buffered appends are written without an fdatasync. Two of them in a
+    // row are two writes with no sync between: a power cut may persist the
+    // second and lose the first (the OS writes pages back in any order).
+    // That is an ordinary crash, so the default mode must open, cutting both
+    // (they were never promised to survive a power cut); every Sync record
+    // before them stays.
+    let base = Env::mem();
+    let (j, _) = base.open(RecoveryMode::TolerateTornTail).unwrap();
+    append_each(&j, 1, 3);
+    for i in 4..=6 {
+        assert_eq!(j.append_with(record(i), Durability::Buffered).unwrap(), i);
+    }
+    j.close().unwrap();
+    let f = frames(&base);
+    assert_eq!(f.len(), 6);
+    for lost in [3usize, 4] {
+        let env = base.copy();
+        let (at, h) = f[lost];
+        zero_range(&env, at, at + frame::encoded_len(h.len as usize) as u64);
+        let ctx = format!("write of LSN {} lost", lost + 1);
+        let (j, report) = env
+            .open(RecoveryMode::TolerateTornTail)
+            .unwrap_or_else(|e| panic!("{ctx}: a power cut made the journal unopenable: {e}"));
+        assert_eq!(report.records, lost as u64, "{ctx}");
+        assert_eq!(report.truncated.len(), 1, "{ctx}");
+        assert_eq!(report.truncated[0].offset, at, "{ctx}");
+        assert_holds(&j, lost as u64);
+        append_each(&j, lost as u64 + 1, 1);
+        j.close().unwrap();
+        let (j, report) = env.open(RecoveryMode::TolerateTornTail).unwrap();
+        assert_clean(&report);
+        assert_holds(&j, lost as u64 + 1);
+        j.close().unwrap();
+    }
+}
+
+#[test]
+fn a_sync_append_closes_the_unsynced_run_before_it() {
+    // After a Sync append returns, a later bad record in an earlier group is
+    // damage to synced data: with a valid record of a later, synced group
+    // after it, the default mode refuses.
+    let base = Env::mem();
+    let (j, _) = base.open(RecoveryMode::TolerateTornTail).unwrap();
+    append_each(&j, 1, 2);
+    assert_eq!(j.append_with(record(3), Durability::Buffered).unwrap(), 3);
+    assert_eq!(j.append_with(record(4), Durability::Sync).unwrap(), 4);
+    append_each(&j, 5, 2);
+    j.close().unwrap();
+    let f = frames(&base);
+    for bad in [2usize, 3] {
+        let env = base.copy();
+        let (at, h) = f[bad];
+        zero_range(&env, at, at + frame::encoded_len(h.len as usize) as u64);
+        match env.open(RecoveryMode::TolerateTornTail) {
+            Err(Error::Corruption { offset, .. }) => assert_eq!(offset, at),
+            Err(e) => panic!("LSN {}: {e}", bad + 1),
+            Ok((_, r)) => panic!("LSN {} lost silently: {r:?}", bad + 1),
         }
     }
 }
