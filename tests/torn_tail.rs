@@ -494,3 +494,100 @@ fn a_sync_append_closes_the_unsynced_run_before_it() {
         }
     }
 }
+
+#[test]
+fn power_cut_at_any_moment_opens_and_keeps_every_synced_record() {
+    use common::{options_with, MemStorage};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
+    const THREADS: u64 = 4;
+    const EACH: u64 = 120;
+    let big = |t: u64, q: u64| -> Vec<u8> {
+        let mut p = format!("t={t} q={q} ").into_bytes();
+        p.resize(
+            300 + ((t * 31 + q * 17) % 400) as usize,
+            b'a' + (q % 26) as u8,
+        );
+        p
+    };
+    for seed in 1..=40u64 {
+        let mut rng = Rng::new(seed * 7919);
+        let storage = MemStorage::new();
+        let options = options_with(Arc::new(storage.clone()), RecoveryMode::TolerateTornTail);
+        let (j, _) = Journal::open(common::mem_dir(), options).unwrap();
+        let j = Arc::new(j);
+        // (lsn, thread, seq, durability) of every acknowledged append.
+        type Acks = Vec<(u64, u64, u64, Durability)>;
+        let acked: Arc<Mutex<Acks>> = Arc::default();
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let j = j.clone();
+                let acked = acked.clone();
+                std::thread::spawn(move || {
+                    for q in 0..EACH {
+                        let d = [Durability::Sync, Durability::Buffered, Durability::None]
+                            [((t + q) % 3) as usize];
+                        let lsn = j.append_with(Record::new(1, big(t, q)), d).unwrap();
+                        acked.lock().push((lsn, t, q, d));
+                    }
+                })
+            })
+            .collect();
+        let cut_after = rng.below(THREADS * EACH) as usize;
+        while acked.lock().len() < cut_after {
+            std::thread::yield_now();
+        }
+        // Everything acknowledged before the power cut...
+        let before = acked.lock().clone();
+        // ...and the disk as the power cut leaves it.
+        let image = storage.crash_image(&mut rng);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let j = Arc::into_inner(j).unwrap();
+        j.close().unwrap();
+        let all: std::collections::HashMap<u64, (u64, u64)> = acked
+            .lock()
+            .iter()
+            .map(|&(lsn, t, q, _)| (lsn, (t, q)))
+            .collect();
+
+        let ctx = format!("seed {seed}, cut after {cut_after} acks");
+        let options = options_with(Arc::new(image.clone()), RecoveryMode::TolerateTornTail);
+        let (j, report) = Journal::open(common::mem_dir(), options)
+            .unwrap_or_else(|e| panic!("{ctx}: a power cut made the journal unopenable: {e}"));
+        assert!(report.damage.is_empty(), "{ctx}");
+        let back = read_all(&j);
+        let n = back.len() as u64;
+        assert_eq!(report.records, n, "{ctx}");
+        for (i, r) in back.iter().enumerate() {
+            assert_eq!(r.lsn, i as u64 + 1, "{ctx}: LSNs dense");
+            let (t, q) = all[&r.lsn];
+            assert_eq!(
+                r.payload,
+                big(t, q),
+                "{ctx}: LSN {} holds its own record",
+                r.lsn
+            );
+        }
+        for &(lsn, t, q, d) in &before {
+            if d == Durability::Sync {
+                assert!(
+                    lsn <= n,
+                    "{ctx}: synced record {lsn} (thread {t}, seq {q}) lost"
+                );
+            }
+        }
+        assert_eq!(
+            j.append(Record::new(1, b"after".to_vec())).unwrap(),
+            n + 1,
+            "{ctx}"
+        );
+        j.close().unwrap();
+        let options = options_with(Arc::new(image), RecoveryMode::TolerateTornTail);
+        let (j, report) = Journal::open(common::mem_dir(), options).unwrap();
+        assert_clean(&report);
+        assert_eq!(report.records, n + 1, "{ctx}");
+        j.close().unwrap();
+    }
+}

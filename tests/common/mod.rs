@@ -7,6 +7,12 @@
 //! system only through `Storage` (src/storage.rs), so recovery sees exactly
 //! what it would see on disk. A few cases of each sweep also run on the real
 //! file system.
+//!
+//! It also models a power cut: each file remembers what its last sync made
+//! durable and which writes came after, and [`MemStorage::crash_image`]
+//! keeps a random subset of the 512-byte sectors those writes touched.
+//! (Directory operations are taken as durable at once: the tests using it
+//! are about file contents.)
 
 #![allow(dead_code)]
 
@@ -18,7 +24,40 @@ use std::sync::Arc;
 use tracejournal::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
 use tracejournal::{Journal, LogRecord, Options, RecoveryMode, RecoveryReport};
 
-type Bytes = Arc<Mutex<Vec<u8>>>;
+/// Sector size of the power-cut model.
+pub const SECTOR: usize = 512;
+
+#[derive(Default)]
+struct FileData {
+    /// What reads see.
+    current: Vec<u8>,
+    /// What the last sync made durable.
+    durable: Vec<u8>,
+    /// Byte ranges written since the last sync.
+    pending: Vec<(usize, usize)>,
+}
+
+impl FileData {
+    fn settled(bytes: Vec<u8>) -> FileData {
+        FileData {
+            durable: bytes.clone(),
+            current: bytes,
+            pending: Vec::new(),
+        }
+    }
+
+    fn sync(&mut self) {
+        self.durable.resize(self.current.len(), 0);
+        for (from, to) in self.pending.drain(..) {
+            let to = to.min(self.current.len());
+            if from < to {
+                self.durable[from..to].copy_from_slice(&self.current[from..to]);
+            }
+        }
+    }
+}
+
+type Bytes = Arc<Mutex<FileData>>;
 
 #[derive(Default)]
 struct Fs {
@@ -67,16 +106,17 @@ impl StorageFile for MemFile {
                 "file opened read-only",
             ));
         }
-        let mut b = self.bytes.lock();
+        let mut f = self.bytes.lock();
         let end = offset as usize + buf.len();
-        if b.len() < end {
-            b.resize(end, 0);
+        if f.current.len() < end {
+            f.current.resize(end, 0);
         }
-        b[offset as usize..end].copy_from_slice(buf);
+        f.current[offset as usize..end].copy_from_slice(buf);
+        f.pending.push((offset as usize, end));
         Ok(())
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let b = self.bytes.lock();
+        let b = &self.bytes.lock().current;
         let end = offset as usize + buf.len();
         if end > b.len() {
             return Err(io::Error::new(
@@ -88,21 +128,26 @@ impl StorageFile for MemFile {
         Ok(())
     }
     fn sync_data(&self) -> io::Result<()> {
+        self.bytes.lock().sync();
         Ok(())
     }
     fn sync_all(&self) -> io::Result<()> {
+        self.bytes.lock().sync();
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().len() as u64)
+        Ok(self.bytes.lock().current.len() as u64)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.bytes.lock().resize(len as usize, 0);
+        let mut f = self.bytes.lock();
+        f.current.resize(len as usize, 0);
+        let l = f.current.len();
+        f.pending.push((0, l));
         Ok(())
     }
     fn map(&self) -> io::Result<ReadMap> {
-        let b = self.bytes.lock();
-        Ok(ReadMap::from_owned(Arc::from(b.as_slice())))
+        let f = self.bytes.lock();
+        Ok(ReadMap::from_owned(Arc::from(f.current.as_slice())))
     }
 }
 
@@ -192,7 +237,43 @@ impl MemStorage {
         let files = fs
             .files
             .iter()
-            .map(|(p, b)| (p.clone(), Arc::new(Mutex::new(b.lock().clone()))))
+            .map(|(p, b)| {
+                let bytes = b.lock().current.clone();
+                (p.clone(), Arc::new(Mutex::new(FileData::settled(bytes))))
+            })
+            .collect();
+        MemStorage {
+            fs: Arc::new(Mutex::new(Fs {
+                files,
+                locks: HashSet::new(),
+            })),
+        }
+    }
+
+    /// What a power cut right now could leave: every file as its last sync
+    /// left it, plus a random subset of the sectors written since (each
+    /// kept sector holds its latest bytes).
+    pub fn crash_image(&self, rng: &mut Rng) -> MemStorage {
+        let fs = self.fs.lock();
+        let files = fs
+            .files
+            .iter()
+            .map(|(p, b)| {
+                let f = b.lock();
+                let mut image = f.durable.clone();
+                image.resize(f.current.len().max(image.len()), 0);
+                for &(from, to) in &f.pending {
+                    let mut sector = from / SECTOR * SECTOR;
+                    while sector < to {
+                        let end = (sector + SECTOR).min(f.current.len());
+                        if sector < end && rng.below(2) == 0 {
+                            image[sector..end].copy_from_slice(&f.current[sector..end]);
+                        }
+                        sector += SECTOR;
+                    }
+                }
+                (p.clone(), Arc::new(Mutex::new(FileData::settled(image))))
+            })
             .collect();
         MemStorage {
             fs: Arc::new(Mutex::new(Fs {
@@ -206,7 +287,7 @@ impl MemStorage {
     pub fn read(&self, path: &Path) -> Vec<u8> {
         let fs = self.fs.lock();
         let b = fs.files.get(path).unwrap_or_else(|| panic!("{path:?}"));
-        let v = b.lock().clone();
+        let v = b.lock().current.clone();
         v
     }
 
@@ -214,7 +295,7 @@ impl MemStorage {
     pub fn write(&self, path: &Path, bytes: &[u8]) {
         let mut fs = self.fs.lock();
         let b = fs.files.entry(path.to_path_buf()).or_default().clone();
-        *b.lock() = bytes.to_vec();
+        *b.lock() = FileData::settled(bytes.to_vec());
     }
 
     /// Removes a file.
