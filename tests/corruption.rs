@@ -177,6 +177,25 @@ fn every_single_byte_flip_in_each_mode() {
                         "{ctx}: LSN {next} reused"
                     );
                     j.close().unwrap();
+                    // A repairing mode leaves a log the default mode opens
+                    // cleanly; SkipCorrupt repairs nothing, so it must find
+                    // the same again.
+                    let again = if mode == RecoveryMode::SkipCorrupt {
+                        mode
+                    } else {
+                        RecoveryMode::TolerateTornTail
+                    };
+                    let (j, report) = Journal::open(&dir, options(&copy, again))
+                        .unwrap_or_else(|e| panic!("{ctx}: reopen in {again:?}: {e}"));
+                    if mode != RecoveryMode::SkipCorrupt {
+                        assert_clean(&report);
+                    }
+                    let back = read_all(&j);
+                    assert_original(&back[..back.len() - 1], &ctx);
+                    let mut with_next = kept.clone();
+                    with_next.push(next);
+                    assert_eq!(lsns(&back), with_next, "{ctx}: after reopen");
+                    j.close().unwrap();
                 }
             }
         }
@@ -257,7 +276,27 @@ fn bad_record_in_an_earlier_segment_is_corruption_even_with_zeros_after_it() {
         assert_eq!(lsns(&back), (1..last1.lsn).collect::<Vec<_>>());
         assert_big_originals(&back);
         assert!(!report.damage.is_empty());
+        assert!(!report.set_aside.is_empty(), "later segments set aside");
         assert_eq!(j.append(record(1)).unwrap(), last1.lsn);
+        j.close().unwrap();
+        // What PointInTime left opens cleanly in the default mode, and
+        // rotation works past the segments it set aside.
+        let (j, report) = e.open(RecoveryMode::TolerateTornTail).unwrap();
+        assert_clean(&report);
+        assert_eq!(report.records, last1.lsn);
+        for i in 0..100 {
+            let mut r = record(i);
+            r.payload.resize(1000, b'x');
+            assert_eq!(
+                j.append_with(r, Durability::Buffered).unwrap(),
+                last1.lsn + 1 + i
+            );
+        }
+        j.close().unwrap();
+        let (j, report) = e.open(RecoveryMode::TolerateTornTail).unwrap();
+        assert_clean(&report);
+        assert_eq!(report.records, last1.lsn + 100);
+        assert!(report.segments >= 2);
         j.close().unwrap();
         // SkipCorrupt keeps everything but it.
         let e = env.copy();
