@@ -518,3 +518,49 @@ fn tickets_outlive_a_dropped_journal() {
     // journal), so only its message is checked here.
     assert_eq!(Error::Closed.to_string(), "journal is closed");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn urgent_append_never_waits_for_queue_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        queue_capacity: 1,
+        append_timeout: Duration::from_millis(50),
+        ..fs_options()
+    };
+    let fp = options.failpoints.clone();
+    let (j, _) = Journal::open(dir.path(), options).unwrap();
+    fp.arm(names::WRITER_BEFORE_SYNC, Action::Pause);
+    let in_flight = j.submit(rec("normal", 1)).unwrap();
+    assert!(fp.wait_paused(names::WRITER_BEFORE_SYNC, WAIT));
+    let queued = j.submit(rec("normal", 2)).unwrap();
+    // The queue is full.
+    let j = Arc::new(j);
+    let tid = Arc::new(AtomicU64::new(0));
+    let urgent = {
+        let j = j.clone();
+        let tid = tid.clone();
+        std::thread::spawn(move || {
+            tid.store(current_tid(), Ordering::Release);
+            j.append_urgent(rec("urgent", 0))
+        })
+    };
+    let t = loop {
+        match tid.load(Ordering::Acquire) {
+            0 => std::thread::yield_now(),
+            t => break t,
+        }
+    };
+    wait_until_blocked(t);
+    // A normal append now waits out the whole timeout; had the urgent one
+    // gone through the full queue, it would have timed out too.
+    assert!(matches!(
+        j.submit(rec("normal", 3)),
+        Err(Error::Busy { .. })
+    ));
+    fp.release(names::WRITER_BEFORE_SYNC);
+    assert_eq!(urgent.join().unwrap().unwrap(), 2);
+    assert_eq!(in_flight.wait().unwrap(), 1);
+    assert_eq!(queued.wait().unwrap(), 3);
+    Arc::into_inner(j).unwrap().close().unwrap();
+}
