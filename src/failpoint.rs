@@ -44,6 +44,8 @@ pub enum Action {
     FailTimes(io::ErrorKind, u32),
     /// Block the thread until [`Failpoints::release`] is called.
     Pause,
+    /// Do nothing but count the hit (see [`Failpoints::hits`]).
+    Observe,
 }
 
 #[derive(Default)]
@@ -163,6 +165,7 @@ impl Failpoints {
                 }
                 Err(failpoint_error(kind, name))
             }
+            Action::Observe => Ok(()),
             Action::Pause => {
                 *state.paused.entry(name.to_string()).or_default() += 1;
                 self.inner.changed.notify_all();

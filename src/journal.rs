@@ -251,7 +251,7 @@ impl Journal {
     }
 
     fn validate(&self, records: &[Record]) -> Result<()> {
-        let max = self.options.max_record_size;
+        let max = self.options.effective_max_record_size();
         if records.len() > usize::from(u16::MAX) + 1 {
             return Err(Error::InvalidRecord {
                 index: usize::from(u16::MAX) + 1,

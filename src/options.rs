@@ -34,7 +34,9 @@ pub enum Durability {
 pub struct Options {
     /// Size of each segment file in bytes (preallocated). Default 64 MiB.
     pub segment_size: u64,
-    /// Largest record payload accepted, in bytes. Default 16 MiB.
+    /// Largest record payload accepted, in bytes. Default 16 MiB. The
+    /// limit in force is the smaller of this and what one segment can hold
+    /// ([`Options::effective_max_record_size`]).
     pub max_record_size: usize,
     /// Durability of `append`/`submit` calls that do not name one.
     pub durability: Durability,
@@ -71,6 +73,15 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The largest payload an append may carry: `max_record_size`, or less
+    /// if a segment of `segment_size` cannot hold a record that large.
+    pub fn effective_max_record_size(&self) -> usize {
+        let room = (self.segment_size as usize)
+            .saturating_sub(segment::HEADER_LEN + frame::HEADER_LEN)
+            & !(frame::ALIGN - 1);
+        self.max_record_size.min(room)
+    }
+
     /// Checks that the options make sense together.
     pub fn validate(&self) -> Result<()> {
         let min_segment = (segment::HEADER_LEN + frame::HEADER_LEN + frame::ALIGN) as u64;
@@ -87,11 +98,11 @@ impl Options {
                 frame::ALIGN
             )));
         }
-        let room = self.segment_size as usize - segment::HEADER_LEN - frame::HEADER_LEN;
-        if self.max_record_size > room || self.max_record_size > u32::MAX as usize {
+        if self.max_record_size == 0 || self.max_record_size > u32::MAX as usize {
             return Err(Error::InvalidOptions(format!(
-                "max_record_size {} does not fit in a segment of {} bytes (at most {room})",
-                self.max_record_size, self.segment_size
+                "max_record_size {} must be between 1 and {}",
+                self.max_record_size,
+                u32::MAX
             )));
         }
         if self.queue_capacity == 0 {
@@ -137,17 +148,23 @@ mod tests {
     }
 
     #[test]
-    fn record_larger_than_segment_is_rejected() {
+    fn record_limit_is_bounded_by_the_segment() {
         let o = Options {
             segment_size: 4096,
             ..Options::default()
         };
-        assert!(matches!(o.validate(), Err(Error::InvalidOptions(_))));
+        o.validate().unwrap();
+        assert_eq!(o.effective_max_record_size(), 4096 - 64 - 32);
         let o = Options {
             segment_size: 4096,
             max_record_size: 1024,
             ..Options::default()
         };
-        o.validate().unwrap();
+        assert_eq!(o.effective_max_record_size(), 1024);
+        let o = Options {
+            max_record_size: 0,
+            ..Options::default()
+        };
+        assert!(matches!(o.validate(), Err(Error::InvalidOptions(_))));
     }
 }
