@@ -33,6 +33,8 @@ pub mod names {
     pub const PREALLOCATE: &str = "segment.preallocate";
     /// In recovery, before a torn tail is cut.
     pub const RECOVERY_BEFORE_TRUNCATE: &str = "recovery.before_truncate";
+    /// In recovery, before a segment is renamed aside as `.broken`.
+    pub const RECOVERY_BEFORE_SET_ASIDE: &str = "recovery.before_set_aside";
 }
 
 /// What an armed failpoint does.

@@ -492,8 +492,9 @@ impl Recovery<'_> {
             let to_name = segment::broken_name(&name, &existing);
             let to = self.dir.join(&to_name);
             if !self.dry_run {
-                self.storage
-                    .rename(&from, &to)
+                self.failpoints
+                    .hit(names::RECOVERY_BEFORE_SET_ASIDE)
+                    .and_then(|()| self.storage.rename(&from, &to))
                     .map_err(|e| Error::io("set aside segment", &from, e))?;
             }
             existing.push(to_name);

@@ -564,3 +564,52 @@ fn urgent_append_never_waits_for_queue_room() {
     assert_eq!(queued.wait().unwrap(), 3);
     Arc::into_inner(j).unwrap().close().unwrap();
 }
+
+/// A failure while recovery sets a segment aside is an I/O error, changes
+/// nothing it should not, and the next open (without the fault) finishes
+/// the job.
+#[test]
+fn failure_while_setting_a_segment_aside_is_an_io_error_and_retryable() {
+    use tracejournal::RecoveryMode;
+    let dir = tempfile::tempdir().unwrap();
+    let small = || Options {
+        segment_size: 4096,
+        max_record_size: 1024,
+        ..Options::default()
+    };
+    let (j, _) = Journal::open(dir.path(), small()).unwrap();
+    for i in 0..40u8 {
+        j.append(Record::new(1, vec![i; 200])).unwrap();
+    }
+    j.close().unwrap();
+    // Damage segment 1's first record: PointInTime keeps nothing after it.
+    let seg1 = dir.path().join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg1).unwrap();
+    bytes[64 + 40] ^= 0xFF;
+    std::fs::write(&seg1, &bytes).unwrap();
+    let options = Options {
+        recovery_mode: RecoveryMode::PointInTime,
+        ..small()
+    };
+    options.failpoints.arm(
+        tracejournal::failpoint::names::RECOVERY_BEFORE_SET_ASIDE,
+        tracejournal::failpoint::Action::Fail(std::io::ErrorKind::Other),
+    );
+    match Journal::open(dir.path(), options) {
+        Err(tracejournal::Error::Io { op, .. }) => assert_eq!(op, "set aside segment"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert!(dir.path().join("00000000000000000002.seg").exists());
+    let (j, report) = Journal::open(
+        dir.path(),
+        Options {
+            recovery_mode: RecoveryMode::PointInTime,
+            ..small()
+        },
+    )
+    .unwrap();
+    assert_eq!(report.records, 0);
+    assert!(!report.set_aside.is_empty());
+    assert!(!dir.path().join("00000000000000000002.seg").exists());
+    assert_eq!(j.append(Record::new(1, b"fresh".to_vec())).unwrap(), 1);
+}
