@@ -395,25 +395,17 @@ impl Recovery<'_> {
                 at,
                 format!("{reason}; absolute-consistency mode does not cut a torn tail"),
             )),
-            (RecoveryMode::PointInTime, true) => {
+            (RecoveryMode::PointInTime, true) | (RecoveryMode::SkipCorrupt, true) => {
+                // SkipCorrupt's scan already skipped what it could, so what
+                // is left here has no valid record after it: both modes cut
+                // it. PointInTime also ends the log here.
                 report.damage.push(Damage {
                     file: seg.path.clone(),
                     offset: at,
                     reason: reason.clone(),
                 });
                 self.cut(seg, at, scan, reason, report)?;
-                Ok(true)
-            }
-            (RecoveryMode::SkipCorrupt, true) => {
-                // The scan already skipped what it could; what is left has
-                // no valid record after it.
-                report.damage.push(Damage {
-                    file: seg.path.clone(),
-                    offset: at,
-                    reason: reason.clone(),
-                });
-                self.cut(seg, at, scan, reason, report)?;
-                Ok(false)
+                Ok(self.mode == RecoveryMode::PointInTime)
             }
             (_, true) => Err(self.corruption(&seg.path, at, reason)),
         }
