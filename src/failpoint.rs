@@ -33,6 +33,8 @@ pub mod names {
     pub const PREALLOCATE: &str = "segment.preallocate";
     /// In recovery, before a torn tail is cut.
     pub const RECOVERY_BEFORE_TRUNCATE: &str = "recovery.before_truncate";
+    /// In `append_urgent`, right after the request is on the urgent lane.
+    pub const URGENT_QUEUED: &str = "journal.urgent_queued";
     /// In recovery, before a segment is renamed aside as `.broken`.
     pub const RECOVERY_BEFORE_SET_ASIDE: &str = "recovery.before_set_aside";
 }
@@ -133,6 +135,26 @@ impl Failpoints {
         }
     }
 
+    /// Waits until the armed point `name` was reached at least `n` times.
+    /// Returns false if `timeout` passed first.
+    pub fn wait_hits(&self, name: &str, n: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.inner.state.lock();
+        loop {
+            if state.hits.get(name).copied().unwrap_or(0) >= n {
+                return true;
+            }
+            if self
+                .inner
+                .changed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return state.hits.get(name).copied().unwrap_or(0) >= n;
+            }
+        }
+    }
+
     /// How many times the armed point `name` was reached.
     pub fn hits(&self, name: &str) -> u64 {
         self.inner.state.lock().hits.get(name).copied().unwrap_or(0)
@@ -155,6 +177,7 @@ impl Failpoints {
             return Ok(());
         };
         *state.hits.entry(name.to_string()).or_default() += 1;
+        self.inner.changed.notify_all();
         match action {
             Action::Fail(kind) => Err(failpoint_error(kind, name)),
             Action::FailTimes(kind, n) => {

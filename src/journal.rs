@@ -2,6 +2,7 @@
 //! close.
 
 use crate::error::{Error, Result};
+use crate::failpoint::names;
 use crate::frame::{self, SegmentId};
 use crate::log::{LogState, SegmentMeta};
 use crate::options::{Durability, Options, Record};
@@ -307,6 +308,8 @@ impl Journal {
         };
         if urgent {
             self.urgent.send(request).map_err(|_| Error::Closed)?;
+            // Observe-only: lets tests know the request is queued.
+            let _ = self.options.failpoints.hit(names::URGENT_QUEUED);
         } else {
             self.send(request)?;
         }

@@ -10,7 +10,6 @@ mod common;
 use common::{fs_options, read_all};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracejournal::failpoint::{names, Action};
@@ -220,29 +219,6 @@ fn full_queue_gives_busy_and_drops_nothing() {
     j.close().unwrap();
 }
 
-/// Waits until thread `tid` of this process is blocked (state `S`): a
-/// thread that has queued its urgent append and waits for its ticket.
-#[cfg(target_os = "linux")]
-fn wait_until_blocked(tid: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
-        if state == 'S' {
-            return;
-        }
-        assert!(Instant::now() < deadline, "thread {tid} never blocked");
-        std::thread::yield_now();
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn current_tid() -> u64 {
-    let link = std::fs::read_link("/proc/thread-self").unwrap();
-    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
-}
-
-#[cfg(target_os = "linux")]
 #[test]
 fn urgent_append_overtakes_queued_appends_and_is_durable() {
     let dir = tempfile::tempdir().unwrap();
@@ -267,25 +243,18 @@ fn urgent_append_overtakes_queued_appends_and_is_durable() {
         .collect();
     // The urgent append comes from another thread.
     let j = Arc::new(j);
-    let tid = Arc::new(AtomicU64::new(0));
+    fp.arm(names::URGENT_QUEUED, Action::Observe);
     let urgent = {
         let j = j.clone();
-        let tid = tid.clone();
         std::thread::spawn(move || {
-            tid.store(current_tid(), Ordering::Release);
             let lsn = j.append_urgent(rec("urgent", 0)).unwrap();
             // Durable when it returns.
             assert!(j.durable_lsn() > lsn, "urgent record not durable on return");
             lsn
         })
     };
-    let t = loop {
-        match tid.load(Ordering::Acquire) {
-            0 => std::thread::yield_now(),
-            t => break t,
-        }
-    };
-    wait_until_blocked(t);
+    // Deterministic: the journal reports the urgent request queued.
+    assert!(fp.wait_hits(names::URGENT_QUEUED, 1, WAIT));
     fp.release(names::WRITER_BEFORE_SYNC);
 
     let urgent_lsn = urgent.join().unwrap();
@@ -519,7 +488,6 @@ fn tickets_outlive_a_dropped_journal() {
     assert_eq!(Error::Closed.to_string(), "journal is closed");
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn urgent_append_never_waits_for_queue_room() {
     let dir = tempfile::tempdir().unwrap();
@@ -536,22 +504,13 @@ fn urgent_append_never_waits_for_queue_room() {
     let queued = j.submit(rec("normal", 2)).unwrap();
     // The queue is full.
     let j = Arc::new(j);
-    let tid = Arc::new(AtomicU64::new(0));
+    fp.arm(names::URGENT_QUEUED, Action::Observe);
     let urgent = {
         let j = j.clone();
-        let tid = tid.clone();
-        std::thread::spawn(move || {
-            tid.store(current_tid(), Ordering::Release);
-            j.append_urgent(rec("urgent", 0))
-        })
+        std::thread::spawn(move || j.append_urgent(rec("urgent", 0)))
     };
-    let t = loop {
-        match tid.load(Ordering::Acquire) {
-            0 => std::thread::yield_now(),
-            t => break t,
-        }
-    };
-    wait_until_blocked(t);
+    // Deterministic: the journal reports the urgent request queued.
+    assert!(fp.wait_hits(names::URGENT_QUEUED, 1, WAIT));
     // A normal append now waits out the whole timeout; had the urgent one
     // gone through the full queue, it would have timed out too.
     assert!(matches!(
