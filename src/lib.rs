@@ -51,3 +51,8 @@ pub use options::{Durability, Options, Record};
 pub use reader::{LogRecord, Reader};
 pub use recovery::{RecoveryMode, RecoveryReport};
 pub use ticket::Ticket;
+
+/// Compiles the Rust examples in README.md as doctests, so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
