@@ -118,41 +118,33 @@ impl Failpoints {
     /// Waits until at least one thread is paused at `name`. Returns false if
     /// `timeout` passed first (a test should fail then, not hang).
     pub fn wait_paused(&self, name: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.inner.state.lock();
-        loop {
-            if state.paused.get(name).copied().unwrap_or(0) > 0 {
-                return true;
-            }
-            if self
-                .inner
-                .changed
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                return state.paused.get(name).copied().unwrap_or(0) > 0;
-            }
-        }
+        self.wait_for(timeout, |state| {
+            state.paused.get(name).copied().unwrap_or(0) > 0
+        })
     }
 
     /// Waits until the armed point `name` was reached at least `n` times.
     /// Returns false if `timeout` passed first.
     pub fn wait_hits(&self, name: &str, n: u64, timeout: Duration) -> bool {
+        self.wait_for(timeout, |state| {
+            state.hits.get(name).copied().unwrap_or(0) >= n
+        })
+    }
+
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.inner.state.lock();
-        loop {
-            if state.hits.get(name).copied().unwrap_or(0) >= n {
-                return true;
-            }
+        while !done(&state) {
             if self
                 .inner
                 .changed
                 .wait_until(&mut state, deadline)
                 .timed_out()
             {
-                return state.hits.get(name).copied().unwrap_or(0) >= n;
+                return done(&state);
             }
         }
+        true
     }
 
     /// How many times the armed point `name` was reached.
