@@ -432,10 +432,6 @@ impl Recovery<'_> {
             self.failpoints
                 .hit(names::RECOVERY_BEFORE_TRUNCATE)
                 .map_err(|e| Error::io("cut torn tail", &seg.path, e))?;
-            let mut bytes = vec![0u8; len as usize];
-            seg.file
-                .read_at(&mut bytes, at)
-                .map_err(|e| Error::io("read torn tail", &seg.path, e))?;
             let existing = self
                 .storage
                 .list(self.dir)
@@ -446,16 +442,29 @@ impl Recovery<'_> {
                 .storage
                 .open(&broken, OpenMode::CreateNew)
                 .map_err(|e| Error::io("create .broken copy", &broken, e))?;
-            out.write_at(&bytes, 0)
-                .and_then(|()| out.sync_all())
+            // Copy first, in bounded chunks (the cut range is bounded only by
+            // the file's size), and make the copy durable before zeroing.
+            let mut chunk = vec![0u8; CUT_CHUNK.min(len as usize)];
+            for (from, n) in chunks(at, len) {
+                seg.file
+                    .read_at(&mut chunk[..n], from)
+                    .map_err(|e| Error::io("read torn tail", &seg.path, e))?;
+                out.write_at(&chunk[..n], from - at)
+                    .map_err(|e| Error::io("write .broken copy", &broken, e))?;
+            }
+            out.sync_all()
                 .map_err(|e| Error::io("write .broken copy", &broken, e))?;
             self.storage
                 .sync_dir(self.dir)
                 .map_err(|e| Error::io("fsync journal directory", self.dir, e))?;
-            bytes.fill(0);
+            chunk.fill(0);
+            for (from, n) in chunks(at, len) {
+                seg.file
+                    .write_at(&chunk[..n], from)
+                    .map_err(|e| Error::io("zero torn tail", &seg.path, e))?;
+            }
             seg.file
-                .write_at(&bytes, at)
-                .and_then(|()| seg.file.sync_data())
+                .sync_data()
                 .map_err(|e| Error::io("zero torn tail", &seg.path, e))?;
             copy = Some(broken);
         }
@@ -499,6 +508,18 @@ impl Recovery<'_> {
         }
         Ok(())
     }
+}
+
+/// Bytes copied or zeroed at a time when a torn tail is cut.
+const CUT_CHUNK: usize = 1 << 20;
+
+/// `(offset, length)` pieces of at most [`CUT_CHUNK`] bytes covering
+/// `[at, at + len)`.
+fn chunks(at: u64, len: u64) -> impl Iterator<Item = (u64, usize)> {
+    (0..len.div_ceil(CUT_CHUNK as u64)).map(move |i| {
+        let from = at + i * CUT_CHUNK as u64;
+        (from, (at + len - from).min(CUT_CHUNK as u64) as usize)
+    })
 }
 
 /// Scans the records of one segment. Pure: reads `map`, changes nothing.
@@ -680,6 +701,20 @@ fn last_nonzero(map: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_chunks_cover_the_range_exactly() {
+        let pieces: Vec<_> = chunks(8, 2 * CUT_CHUNK as u64 + 5).collect();
+        assert_eq!(
+            pieces,
+            vec![
+                (8, CUT_CHUNK),
+                (8 + CUT_CHUNK as u64, CUT_CHUNK),
+                (8 + 2 * CUT_CHUNK as u64, 5)
+            ]
+        );
+        assert_eq!(chunks(0, 0).count(), 0);
+    }
 
     #[test]
     fn last_nonzero_finds_the_end() {

@@ -591,3 +591,45 @@ fn power_cut_at_any_moment_opens_and_keeps_every_synced_record() {
         j.close().unwrap();
     }
 }
+
+/// A garbage tail larger than the 1 MiB pieces recovery copies and zeroes
+/// in: the `.broken` copy holds every byte, the segment keeps its size and
+/// is zero after the last record.
+#[test]
+fn garbage_tail_larger_than_a_chunk_is_copied_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || tracejournal::Options {
+        segment_size: 4 << 20,
+        max_record_size: 4096,
+        ..tracejournal::Options::default()
+    };
+    let (j, _) = tracejournal::Journal::open(dir.path(), options()).unwrap();
+    j.append(tracejournal::Record::new(1, b"kept".to_vec()))
+        .unwrap();
+    j.close().unwrap();
+    let seg = dir.path().join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let end = 64 + 40; // header + one 4-byte record frame
+    let garbage: Vec<u8> = (0..(5usize << 19)).map(|i| (i % 251) as u8 | 1).collect();
+    bytes[end..end + garbage.len()].copy_from_slice(&garbage);
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let (j, report) = tracejournal::Journal::open(dir.path(), options()).unwrap();
+    assert_eq!(report.records, 1);
+    assert_eq!(report.truncated.len(), 1);
+    assert_eq!(report.truncated[0].offset, end as u64);
+    assert_eq!(report.truncated[0].bytes, garbage.len() as u64);
+    let copy = std::fs::read(report.truncated[0].copy.as_ref().unwrap()).unwrap();
+    assert!(
+        copy == garbage,
+        "the .broken copy differs from the cut bytes"
+    );
+    let after = std::fs::read(&seg).unwrap();
+    assert_eq!(after.len(), 4 << 20);
+    assert!(after[end..].iter().all(|&b| b == 0));
+    assert_eq!(
+        j.append(tracejournal::Record::new(1, b"next".to_vec()))
+            .unwrap(),
+        2
+    );
+}
