@@ -173,8 +173,18 @@ fn second_open_of_the_same_directory_is_locked() {
     j.close().unwrap();
 }
 
-#[test]
-fn full_queue_gives_busy_and_drops_nothing() {
+/// A journal whose one-slot queue is full: the writer is paused before the
+/// sync of `in_flight`, and `queued` waits behind it. Appends that need
+/// queue room time out after 50 ms.
+struct FullQueue {
+    dir: tempfile::TempDir,
+    fp: tracejournal::failpoint::Failpoints,
+    j: Journal,
+    in_flight: Ticket,
+    queued: Ticket,
+}
+
+fn full_queue(tag: &str) -> FullQueue {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         queue_capacity: 1,
@@ -184,10 +194,28 @@ fn full_queue_gives_busy_and_drops_nothing() {
     let fp = options.failpoints.clone();
     let (j, _) = Journal::open(dir.path(), options).unwrap();
     fp.arm(names::WRITER_BEFORE_SYNC, Action::Pause);
-    let in_flight = j.submit(rec("accepted", 1)).unwrap();
+    let in_flight = j.submit(rec(tag, 1)).unwrap();
     assert!(fp.wait_paused(names::WRITER_BEFORE_SYNC, WAIT));
     // The writer holds one request; the queue has room for one more.
-    let queued = j.submit(rec("accepted", 2)).unwrap();
+    let queued = j.submit(rec(tag, 2)).unwrap();
+    FullQueue {
+        dir,
+        fp,
+        j,
+        in_flight,
+        queued,
+    }
+}
+
+#[test]
+fn full_queue_gives_busy_and_drops_nothing() {
+    let FullQueue {
+        dir,
+        fp,
+        j,
+        in_flight,
+        queued,
+    } = full_queue("accepted");
     let started = Instant::now();
     match j.submit(rec("rejected", 3)) {
         Err(Error::Busy { waited }) => assert_eq!(waited, Duration::from_millis(50)),
@@ -490,18 +518,13 @@ fn tickets_outlive_a_dropped_journal() {
 
 #[test]
 fn urgent_append_never_waits_for_queue_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        queue_capacity: 1,
-        append_timeout: Duration::from_millis(50),
-        ..fs_options()
-    };
-    let fp = options.failpoints.clone();
-    let (j, _) = Journal::open(dir.path(), options).unwrap();
-    fp.arm(names::WRITER_BEFORE_SYNC, Action::Pause);
-    let in_flight = j.submit(rec("normal", 1)).unwrap();
-    assert!(fp.wait_paused(names::WRITER_BEFORE_SYNC, WAIT));
-    let queued = j.submit(rec("normal", 2)).unwrap();
+    let FullQueue {
+        dir: _dir,
+        fp,
+        j,
+        in_flight,
+        queued,
+    } = full_queue("normal");
     // The queue is full.
     let j = Arc::new(j);
     fp.arm(names::URGENT_QUEUED, Action::Observe);
