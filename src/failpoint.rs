@@ -37,6 +37,11 @@ pub mod names {
     pub const URGENT_QUEUED: &str = "journal.urgent_queued";
     /// In recovery, before a segment is renamed aside as `.broken`.
     pub const RECOVERY_BEFORE_SET_ASIDE: &str = "recovery.before_set_aside";
+    /// In checkpoint writing, after the temp file is synced, before its
+    /// rename.
+    pub const CHECKPOINT_BEFORE_RENAME: &str = "checkpoint.before_rename";
+    /// In the crash ledger, after a record's `write`, before `fdatasync`.
+    pub const LEDGER_BEFORE_SYNC: &str = "ledger.before_sync";
 }
 
 /// What an armed failpoint does.
