@@ -439,7 +439,7 @@ mod tests {
     fn state_from(first: Lsn, lines: &[&str]) -> Sessions {
         let mut state = Sessions::new(first);
         for (i, line) in lines.iter().enumerate() {
-            let entry = Entry::Event(parse_line(line).unwrap());
+            let entry = Entry::from(parse_line(line).unwrap());
             state.apply(first + i as Lsn, &entry);
         }
         state

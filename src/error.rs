@@ -82,6 +82,16 @@ pub enum Error {
         /// One past the last readable LSN.
         end: u64,
     },
+    /// An event was refused before anything was written (for a batch:
+    /// none of its events was written).
+    InvalidEvent {
+        /// Index of the event within its batch (0 for a single event).
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No session has this id.
+    UnknownSession(String),
 }
 
 impl Error {
@@ -133,6 +143,11 @@ impl Error {
                 first: *first,
                 end: *end,
             },
+            Error::InvalidEvent { index, reason } => Error::InvalidEvent {
+                index: *index,
+                reason: reason.clone(),
+            },
+            Error::UnknownSession(id) => Error::UnknownSession(id.clone()),
         }
     }
 
@@ -188,6 +203,10 @@ impl fmt::Display for Error {
                 f,
                 "LSN {lsn} is not readable: the log holds LSNs {first} up to (not including) {end}"
             ),
+            Error::InvalidEvent { index, reason } => {
+                write!(f, "event {index} rejected, nothing written: {reason}")
+            }
+            Error::UnknownSession(id) => write!(f, "no session has the id {id:?}"),
         }
     }
 }

@@ -267,7 +267,7 @@ mod tests {
     use tempfile::TempDir;
 
     fn marker(session: &str, reason: &str) -> Entry {
-        Entry::Event(
+        Entry::from(
             parse_line(&format!(
                 r#"{{"type":"crash","session":"{session}","reason":"{reason}","time":1234}}"#
             ))

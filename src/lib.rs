@@ -25,18 +25,29 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
+pub mod clock;
+pub mod compactor;
 pub mod error;
+pub mod event;
 pub mod failpoint;
 pub mod frame;
 pub mod fuzzing;
+pub mod jcs;
 pub mod journal;
+pub mod ledger;
 mod log;
+pub mod model;
+pub mod names;
 pub mod options;
 pub mod payload;
 pub mod reader;
 pub mod recovery;
+pub mod render;
 pub mod segment;
+pub mod state;
 pub mod storage;
+pub mod store;
 mod ticket;
 mod writer;
 

@@ -1,0 +1,607 @@
+//! The compactor: the thread that turns session state into trace files,
+//! checkpoints the state, and bounds the log.
+//!
+//! * **Publishing** ([`Publisher`]): render, write a temp file in
+//!   `traces/`, fsync it, then, holding the session's publish lock, check
+//!   that no newer version was published meanwhile, rename over the final
+//!   name and fsync the directory. The check and the rename sit in one
+//!   critical section, so a slow publish can never rename an older state
+//!   over a newer one (the "M1" race of the old tracer; see `DESIGN.md`).
+//! * **Scheduling**: a session is published `debounce` after it first
+//!   changed (a burst coalesces into one write); a large session whose
+//!   rewrites would exceed the write budget waits until it has grown enough
+//!   or has been quiet for `debounce`; an ended session is published at
+//!   once. Nothing is ever left unpublished once events stop.
+//! * **Checkpoints**: a snapshot of all state (see [`crate::checkpoint`]),
+//!   then removal of log segments wholly covered by the previous one and not
+//!   holding unpublished changes.
+//! * **Retention**: the oldest finished sessions are retired first; an open
+//!   session is never touched.
+//!
+//! It is the only writer of trace files but one: a crash mark publishes on
+//! its caller's thread through the same [`Publisher`] under the same lock
+//! (a crash must not wait for a thread that may be the stuck one).
+
+use crate::checkpoint;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::failpoint::Failpoints;
+use crate::journal::Journal;
+use crate::model::{Session, Status};
+use crate::names;
+use crate::render;
+use crate::state::LiveState;
+use crate::storage::{OpenMode, Storage};
+use crate::Lsn;
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Failpoints of the compactor and the crash path.
+pub mod points {
+    /// After the compactor's temp file is written and fsynced, before it
+    /// takes the session's publish lock to rename.
+    pub const BEFORE_RENAME: &str = "compactor.before_rename";
+    /// Holding the publish lock, after the version check, before the
+    /// rename.
+    pub const RENAME_LOCKED: &str = "compactor.rename_locked";
+    /// In the compactor, before it renders a session.
+    pub const BEFORE_RENDER: &str = "compactor.before_render";
+    /// The crash path's twin of [`BEFORE_RENAME`].
+    pub const CRASH_BEFORE_RENAME: &str = "crash.before_rename";
+}
+
+/// The subdirectory of the journal directory holding trace files.
+pub const TRACES_DIR: &str = "traces";
+
+/// The subdirectory holding checkpoints.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// How many checkpoints are kept (the newest may be damaged; recovery then
+/// uses the one before, so the log is kept from that one on).
+const KEEP_CHECKPOINTS: usize = 2;
+
+/// What the publisher knows about one session's file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileStats {
+    /// The session version in the file now (0: never published here).
+    pub version: u64,
+    /// The file's size.
+    pub size: u64,
+    /// Bytes written for this session's file since the store opened.
+    pub written: u64,
+    /// Renames done.
+    pub publishes: u64,
+    /// Temp files dropped because a newer version won the lock first.
+    pub superseded: u64,
+}
+
+/// Who is publishing (they use different failpoints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publishing {
+    /// The compactor thread.
+    Compactor,
+    /// A crash mark on its caller's thread.
+    Crash,
+}
+
+/// Writes trace files atomically; shared by the compactor thread and the
+/// crash path.
+pub struct Publisher {
+    storage: Arc<dyn Storage>,
+    traces: PathBuf,
+    failpoints: Failpoints,
+    files: Mutex<HashMap<String, Arc<Mutex<FileStats>>>>,
+    tmp_seq: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl Publisher {
+    /// A publisher for `traces` (created if missing).
+    pub fn new(storage: Arc<dyn Storage>, traces: PathBuf, failpoints: Failpoints) -> Result<Self> {
+        storage
+            .create_dir_all(&traces)
+            .map_err(|e| Error::io("create trace directory", &traces, e))?;
+        Ok(Publisher {
+            storage,
+            traces,
+            failpoints,
+            files: Mutex::new(HashMap::new()),
+            tmp_seq: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+        })
+    }
+
+    /// The trace directory.
+    pub fn dir(&self) -> &Path {
+        &self.traces
+    }
+
+    /// Where session `id`'s file lives.
+    pub fn path_of(&self, id: &str) -> PathBuf {
+        self.traces.join(names::file_name(id))
+    }
+
+    /// What is known about `id`'s file.
+    pub fn stats(&self, id: &str) -> Option<FileStats> {
+        let lock = self.files.lock().get(id).cloned()?;
+        let stats = *lock.lock();
+        Some(stats)
+    }
+
+    /// Bytes written to trace files since open.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
+    fn lock_of(&self, id: &str) -> Arc<Mutex<FileStats>> {
+        self.files.lock().entry(id.to_string()).or_default().clone()
+    }
+
+    /// Publishes `session` (a consistent copy of its state). Returns false
+    /// if a newer version was already published (the temp file is dropped).
+    pub fn publish(&self, session: &Session, by: Publishing) -> Result<bool> {
+        let bytes = render::render(session);
+        let name = names::file_name(&session.id);
+        let final_path = self.traces.join(&name);
+        let tmp = self.traces.join(format!(
+            ".{name}.{}.tmp",
+            self.tmp_seq.fetch_add(1, Ordering::Relaxed)
+        ));
+        self.write_temp(&tmp, &bytes)?;
+        let before = match by {
+            Publishing::Compactor => points::BEFORE_RENAME,
+            Publishing::Crash => points::CRASH_BEFORE_RENAME,
+        };
+        if let Err(e) = self.failpoints.hit(before) {
+            let _ = self.storage.remove(&tmp);
+            return Err(Error::io("publish trace file", &tmp, e));
+        }
+        let lock = self.lock_of(&session.id);
+        let mut stats = lock.lock();
+        stats.written += bytes.len() as u64;
+        self.bytes_written
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if stats.version >= session.version {
+            // A newer (or the same) state is already in the file: never
+            // rename an older one over it.
+            stats.superseded += 1;
+            drop(stats);
+            self.storage
+                .remove(&tmp)
+                .map_err(|e| Error::io("remove superseded temp file", &tmp, e))?;
+            return Ok(false);
+        }
+        if by == Publishing::Compactor {
+            if let Err(e) = self.failpoints.hit(points::RENAME_LOCKED) {
+                let _ = self.storage.remove(&tmp);
+                return Err(Error::io("publish trace file", &tmp, e));
+            }
+        }
+        if let Err(e) = self.storage.rename(&tmp, &final_path) {
+            let _ = self.storage.remove(&tmp);
+            return Err(Error::io("rename trace file", &final_path, e));
+        }
+        self.storage
+            .sync_dir(&self.traces)
+            .map_err(|e| Error::io("fsync trace directory", &self.traces, e))?;
+        stats.version = session.version;
+        stats.size = bytes.len() as u64;
+        stats.publishes += 1;
+        Ok(true)
+    }
+
+    fn write_temp(&self, tmp: &Path, bytes: &[u8]) -> Result<()> {
+        let result = (|| {
+            let file = self.storage.open(tmp, OpenMode::CreateNew)?;
+            file.write_at(bytes, 0)?;
+            file.sync_all()
+        })();
+        result.map_err(|e| {
+            let _ = self.storage.remove(tmp);
+            Error::io("write trace temp file", tmp, e)
+        })
+    }
+
+    /// Removes `id`'s file (retention) and forgets it.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let lock = self.lock_of(id);
+        let _guard = lock.lock();
+        let path = self.path_of(id);
+        match self.storage.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove trace file", &path, e)),
+        }
+        self.storage
+            .sync_dir(&self.traces)
+            .map_err(|e| Error::io("fsync trace directory", &self.traces, e))?;
+        self.files.lock().remove(id);
+        Ok(())
+    }
+
+    /// Removes temp files left by a crash, and trace files no session owns
+    /// (a retirement whose file removal did not happen). Returns how many.
+    pub fn sweep(&self, owned: &dyn Fn(&str) -> bool) -> Result<usize> {
+        let list = self
+            .storage
+            .list(&self.traces)
+            .map_err(|e| Error::io("list trace directory", &self.traces, e))?;
+        let mut removed = 0;
+        for name in list {
+            let stale_tmp = name.starts_with('.') && name.ends_with(".tmp");
+            let orphan = names::is_trace_file_name(&name) && !owned(&name);
+            if stale_tmp || orphan {
+                let path = self.traces.join(&name);
+                self.storage
+                    .remove(&path)
+                    .map_err(|e| Error::io("remove stale trace file", &path, e))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.storage
+                .sync_dir(&self.traces)
+                .map_err(|e| Error::io("fsync trace directory", &self.traces, e))?;
+        }
+        Ok(removed)
+    }
+}
+
+/// The compactor's settings.
+#[derive(Clone, Debug)]
+pub struct CompactorConfig {
+    /// Debounce interval.
+    pub debounce: Duration,
+    /// Sessions smaller than this are published on every debounce tick,
+    /// whatever they have written before.
+    pub pace_min_bytes: u64,
+    /// Keep at most this many trace files (finished sessions go first).
+    pub max_trace_files: Option<usize>,
+    /// Retire finished sessions that ended longer ago than this.
+    pub max_age: Option<Duration>,
+    /// Checkpoint once the log holds this many bytes and has grown by half
+    /// of it since the last checkpoint.
+    pub checkpoint_bytes: u64,
+}
+
+/// What a checkpoint did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// The LSN the new checkpoint covers up to (exclusive).
+    pub checkpoint_lsn: Lsn,
+    /// The checkpoint's size.
+    pub checkpoint_bytes: u64,
+    /// Segments removed from the log.
+    pub segments_removed: usize,
+    /// Bytes freed by removing them.
+    pub bytes_freed: u64,
+    /// First LSN still in the log.
+    pub first_lsn: Lsn,
+}
+
+/// Retires a session: appends a `Retire` entry and waits for it to apply.
+pub type Retirer = Box<dyn Fn(&str) -> Result<()> + Send>;
+
+enum Msg {
+    Flush(Sender<Result<()>>),
+    Compact(Sender<Result<CompactReport>>),
+    Stop(Sender<Result<()>>),
+}
+
+/// Handle to the compactor thread.
+pub struct Compactor {
+    ctrl: Sender<Msg>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Everything the compactor thread needs.
+pub struct CompactorParts {
+    /// Settings.
+    pub config: CompactorConfig,
+    /// The state it publishes.
+    pub live: Arc<LiveState>,
+    /// The log it bounds.
+    pub journal: Arc<Journal>,
+    /// The file writer.
+    pub publisher: Arc<Publisher>,
+    /// Time.
+    pub clock: Clock,
+    /// Storage for checkpoints.
+    pub storage: Arc<dyn Storage>,
+    /// The checkpoint directory.
+    pub checkpoints: PathBuf,
+    /// Failpoints.
+    pub failpoints: Failpoints,
+    /// Retention's way to retire a session.
+    pub retire: Retirer,
+}
+
+impl Compactor {
+    /// Starts the thread.
+    pub fn start(parts: CompactorParts) -> Result<Compactor> {
+        let (ctrl_tx, ctrl_rx) = crossbeam_channel::unbounded();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        parts.live.dirty.set_waker(wake_tx.clone());
+        parts.clock.on_advance(wake_tx);
+        let base_bytes = parts.journal.segment_bytes();
+        let worker = Worker {
+            parts,
+            ctrl: ctrl_rx,
+            wake: wake_rx,
+            ckpt_base_bytes: base_bytes,
+            last_retention: 0,
+        };
+        let handle = std::thread::Builder::new()
+            .name("tracejournal-compactor".into())
+            .spawn(move || worker.run())
+            .map_err(|e| Error::io("start compactor thread", PathBuf::new(), e))?;
+        Ok(Compactor {
+            ctrl: ctrl_tx,
+            handle: Some(handle),
+        })
+    }
+
+    /// Publishes every dirty session now, ignoring debounce and pacing.
+    pub fn flush(&self) -> Result<()> {
+        self.call(Msg::Flush)
+    }
+
+    /// Flushes, writes a checkpoint and removes covered segments.
+    pub fn compact(&self) -> Result<CompactReport> {
+        self.call(Msg::Compact)
+    }
+
+    /// Flushes and stops the thread.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(handle) = self.handle.take() else {
+            return Ok(());
+        };
+        let result = self.call(Msg::Stop);
+        let _ = handle.join();
+        result
+    }
+
+    fn call<T>(&self, msg: impl FnOnce(Sender<Result<T>>) -> Msg) -> Result<T> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.ctrl.send(msg(tx)).map_err(|_| Error::Closed)?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+struct Worker {
+    parts: CompactorParts,
+    ctrl: Receiver<Msg>,
+    wake: Receiver<()>,
+    ckpt_base_bytes: u64,
+    last_retention: u64,
+}
+
+/// When a dirty session is due.
+enum Due {
+    Now,
+    At(u64),
+    Gone,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let now = self.parts.clock.now_ms();
+            let next = self.publish_due(now);
+            self.maybe_retain(now);
+            self.maybe_checkpoint();
+            let timeout = match next {
+                _ if self.parts.clock.is_manual() => Duration::from_secs(3600),
+                Some(at) => Duration::from_millis(at.saturating_sub(now).max(1)),
+                None => Duration::from_secs(3600),
+            };
+            crossbeam_channel::select! {
+                recv(self.ctrl) -> msg => match msg {
+                    Ok(Msg::Flush(reply)) => {
+                        let _ = reply.send(self.publish_all());
+                    }
+                    Ok(Msg::Compact(reply)) => {
+                        let r = self.publish_all().and_then(|()| self.checkpoint());
+                        let _ = reply.send(r);
+                    }
+                    Ok(Msg::Stop(reply)) => {
+                        let _ = reply.send(self.publish_all());
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                recv(self.wake) -> _ => {}
+                default(timeout) => {}
+            }
+        }
+    }
+
+    /// Publishes the sessions that are due; returns the next due time.
+    fn publish_due(&mut self, now: u64) -> Option<u64> {
+        let mut next: Option<u64> = None;
+        for (id, dirty) in self.parts.live.dirty.snapshot() {
+            match self.due(&id, dirty, now) {
+                Due::Gone => {
+                    self.parts.live.dirty.take(&id);
+                }
+                Due::At(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                Due::Now => {
+                    // Errors are retried on the next tick; flush reports them.
+                    if self.publish_one(&id).is_err() {
+                        next = Some(now + self.debounce_ms());
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    fn debounce_ms(&self) -> u64 {
+        self.parts.config.debounce.as_millis() as u64
+    }
+
+    fn due(&self, id: &str, dirty: crate::state::Dirty, now: u64) -> Due {
+        let state = self.parts.live.read();
+        let Some(session) = state.get(id) else {
+            return Due::Gone;
+        };
+        if session.status.is_final() {
+            return Due::Now;
+        }
+        let debounce = self.debounce_ms();
+        if now < dirty.since + debounce {
+            return Due::At(dirty.since + debounce);
+        }
+        let estimate = render_estimate(session);
+        let written = self.parts.publisher.stats(id).map_or(0, |s| s.written);
+        // Budget: what was written before this rewrite stays within twice
+        // the current size, so with the final write the total stays within
+        // 4x the final size (DESIGN.md, "Pacing").
+        if estimate < self.parts.config.pace_min_bytes || written <= 2 * estimate {
+            return Due::Now;
+        }
+        if now >= dirty.last + debounce {
+            return Due::Now; // quiet: the guaranteed follow-up
+        }
+        Due::At(dirty.last + debounce)
+    }
+
+    fn publish_one(&self, id: &str) -> Result<()> {
+        let Some(dirty) = self.parts.live.dirty.take(id) else {
+            return Ok(());
+        };
+        if let Err(e) = self.parts.failpoints.hit(points::BEFORE_RENDER) {
+            self.parts.live.dirty.restore(id, dirty);
+            return Err(Error::io(
+                "render trace file",
+                self.parts.publisher.dir(),
+                e,
+            ));
+        }
+        let copy = self.parts.live.read().get(id).cloned();
+        let Some(session) = copy else {
+            return Ok(());
+        };
+        self.parts
+            .publisher
+            .publish(&session, Publishing::Compactor)
+            .inspect_err(|_| self.parts.live.dirty.restore(id, dirty))
+            .map(|_| ())
+    }
+
+    fn publish_all(&self) -> Result<()> {
+        let mut first_err = None;
+        for (id, _) in self.parts.live.dirty.snapshot() {
+            if let Err(e) = self.publish_one(&id) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn maybe_checkpoint(&mut self) {
+        let bytes = self.parts.journal.segment_bytes();
+        let threshold = self.parts.config.checkpoint_bytes;
+        if bytes >= threshold && bytes.saturating_sub(self.ckpt_base_bytes) >= threshold / 2 {
+            // A failed automatic checkpoint is retried when the log grows
+            // further; `compact` reports errors to its caller.
+            let _ = self.checkpoint();
+            self.ckpt_base_bytes = self.parts.journal.segment_bytes();
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<CompactReport> {
+        let p = &self.parts;
+        let state = p.live.read().clone();
+        let info = checkpoint::write(&*p.storage, &p.checkpoints, &state, &p.failpoints)?;
+        drop(state);
+        let lsns = checkpoint::list(&*p.storage, &p.checkpoints)?;
+        // Keep the log from the previous checkpoint on (the fallback if the
+        // newest is ever unreadable), and every unpublished change.
+        let mut bound = if lsns.len() >= KEEP_CHECKPOINTS {
+            lsns[lsns.len() - KEEP_CHECKPOINTS]
+        } else {
+            0
+        };
+        if let Some(min) = p.live.dirty.min_lsn() {
+            bound = bound.min(min);
+        }
+        let removed = p.journal.remove_segments_before(bound)?;
+        checkpoint::prune(&*p.storage, &p.checkpoints, KEEP_CHECKPOINTS)?;
+        self.ckpt_base_bytes = p.journal.segment_bytes();
+        Ok(CompactReport {
+            checkpoint_lsn: info.applied_lsn,
+            checkpoint_bytes: info.bytes,
+            segments_removed: removed.segments,
+            bytes_freed: removed.bytes,
+            first_lsn: removed.first_lsn,
+        })
+    }
+
+    /// Retention: retire the oldest finished sessions beyond the limits.
+    fn maybe_retain(&mut self, now: u64) {
+        let cfg = &self.parts.config;
+        if cfg.max_trace_files.is_none() && cfg.max_age.is_none() {
+            return;
+        }
+        if now < self.last_retention + self.debounce_ms() && self.last_retention != 0 {
+            return;
+        }
+        self.last_retention = now;
+        let victims = {
+            let state = self.parts.live.read();
+            let mut finished: Vec<(u64, String)> = state
+                .iter()
+                .filter(|s| s.status != Status::Running)
+                .map(|s| (s.ended_at.unwrap_or(s.last_time), s.id.clone()))
+                .collect();
+            finished.sort();
+            let mut victims = Vec::new();
+            if let Some(max_age) = cfg.max_age {
+                let cutoff = now.saturating_sub(max_age.as_millis() as u64);
+                victims.extend(finished.iter().filter(|(t, _)| *t < cutoff).cloned());
+            }
+            if let Some(max) = cfg.max_trace_files {
+                let excess = state.len().saturating_sub(max);
+                for v in finished.iter().take(excess) {
+                    if !victims.contains(v) {
+                        victims.push(v.clone());
+                    }
+                }
+            }
+            victims
+        };
+        for (_, id) in victims {
+            // Log first, then the file: a crash in between leaves an orphan
+            // file that the next open sweeps, never a resurrected session.
+            if (self.parts.retire)(&id).is_ok() {
+                let _ = self.parts.publisher.remove(&id);
+            }
+        }
+    }
+}
+
+/// A cheap estimate of a session's rendered size (for pacing decisions).
+fn render_estimate(session: &Session) -> u64 {
+    session
+        .spans
+        .values()
+        .map(|s| {
+            300 + s.input.as_ref().map_or(0, |t| t.0.len() as u64)
+                + s.output.as_ref().map_or(0, |t| t.0.len() as u64)
+        })
+        .sum::<u64>()
+        + 1024
+}

@@ -1,0 +1,306 @@
+//! The live state: every session, kept current by applying committed log
+//! entries strictly in LSN order.
+//!
+//! Appenders finish out of order (a group commit wakes many at once), but
+//! the state must be exactly what replaying the log gives, or a trace file
+//! written now could differ from the one written after a restart. So each
+//! appender hands its acknowledged entries to the [`LiveState`] sequencer,
+//! which applies the contiguous prefix of what it holds and parks the rest
+//! until the gap before it fills. Appliers then learn, per entry, what it
+//! did (for example that its client key was a duplicate).
+//!
+//! After applying, the state marks the touched sessions dirty for the
+//! compactor and hands the entries to subscribers. It never touches files.
+
+use crate::event::Entry;
+use crate::model::{Applied, Sessions};
+use crate::Lsn;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A committed entry, as subscribers receive it.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// The entry.
+    pub entry: Arc<Entry>,
+}
+
+/// A live feed of committed entries, in LSN order.
+///
+/// The feed is bounded: a subscriber that falls more than its capacity
+/// behind is cut off ([`Subscription::lagged`] turns true and the channel
+/// closes) rather than slowing ingest or growing memory without bound. It
+/// can catch up from the log and subscribe again.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The entries.
+    pub receiver: Receiver<Committed>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Subscription {
+    /// True if the feed was cut off because the subscriber fell behind.
+    pub fn lagged(&self) -> bool {
+        self.lagged.load(Ordering::Acquire)
+    }
+}
+
+struct Subscriber {
+    sender: Sender<Committed>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// A session the compactor should publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dirty {
+    /// Clock time (ms) it became dirty.
+    pub since: u64,
+    /// Clock time (ms) of its latest change.
+    pub last: u64,
+    /// The first LSN not yet in its published file.
+    pub first_lsn: Lsn,
+}
+
+/// Sessions with changes not yet published.
+#[derive(Default)]
+pub struct DirtySet {
+    map: Mutex<HashMap<String, Dirty>>,
+    wake: Mutex<Option<Sender<()>>>,
+}
+
+impl DirtySet {
+    /// Records a change to `id` at clock time `now` by the entry at `lsn`.
+    pub fn mark(&self, id: &str, lsn: Lsn, now: u64) {
+        let fresh = {
+            let mut map = self.map.lock();
+            match map.get_mut(id) {
+                Some(d) => {
+                    d.last = d.last.max(now);
+                    false
+                }
+                None => {
+                    map.insert(
+                        id.to_string(),
+                        Dirty {
+                            since: now,
+                            last: now,
+                            first_lsn: lsn,
+                        },
+                    );
+                    true
+                }
+            }
+        };
+        if fresh {
+            self.wake();
+        }
+    }
+
+    /// Wakes the compactor.
+    pub fn wake(&self) {
+        if let Some(w) = self.wake.lock().as_ref() {
+            let _ = w.try_send(());
+        }
+    }
+
+    /// Sets the compactor's wake-up channel.
+    pub fn set_waker(&self, waker: Sender<()>) {
+        *self.wake.lock() = Some(waker);
+    }
+
+    /// A copy of the set.
+    pub fn snapshot(&self) -> Vec<(String, Dirty)> {
+        self.map
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Takes `id` out of the set (the caller is about to publish it).
+    pub fn take(&self, id: &str) -> Option<Dirty> {
+        self.map.lock().remove(id)
+    }
+
+    /// Puts `id` back after a failed publish, merging with any newer mark.
+    pub fn restore(&self, id: &str, dirty: Dirty) {
+        let mut map = self.map.lock();
+        let d = map.entry(id.to_string()).or_insert(dirty);
+        d.since = d.since.min(dirty.since);
+        d.first_lsn = d.first_lsn.min(dirty.first_lsn);
+    }
+
+    /// The lowest unpublished LSN, if any session is dirty.
+    pub fn min_lsn(&self) -> Option<Lsn> {
+        self.map.lock().values().map(|d| d.first_lsn).min()
+    }
+
+    /// True if nothing is dirty.
+    pub fn is_empty(&self) -> bool {
+        self.map.lock().is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Sequencer {
+    /// Acknowledged entries waiting for a gap before them to fill, by
+    /// first LSN.
+    parked: BTreeMap<Lsn, Vec<Entry>>,
+    /// What applying each batch did, by first LSN, until its appender
+    /// collects it.
+    done: HashMap<Lsn, Vec<Applied>>,
+}
+
+/// The sessions, the sequencer that feeds them, and who hears of changes.
+pub struct LiveState {
+    sessions: RwLock<Sessions>,
+    sequencer: Mutex<Sequencer>,
+    applied: Condvar,
+    /// Sessions the compactor should publish.
+    pub dirty: DirtySet,
+    subscribers: Mutex<Vec<Subscriber>>,
+    subscriber_capacity: usize,
+}
+
+impl LiveState {
+    /// Live state starting from `sessions` (recovered).
+    pub fn new(sessions: Sessions, subscriber_capacity: usize) -> LiveState {
+        LiveState {
+            sessions: RwLock::new(sessions),
+            sequencer: Mutex::new(Sequencer::default()),
+            applied: Condvar::new(),
+            dirty: DirtySet::default(),
+            subscribers: Mutex::new(Vec::new()),
+            subscriber_capacity,
+        }
+    }
+
+    /// Read access to the sessions.
+    pub fn read(&self) -> RwLockReadGuard<'_, Sessions> {
+        self.sessions.read()
+    }
+
+    /// Runs `f` with write access (for out-of-band crash markers, which
+    /// have no LSN).
+    pub fn with_write<R>(&self, f: impl FnOnce(&mut Sessions) -> R) -> R {
+        f(&mut self.sessions.write())
+    }
+
+    /// One past the last applied LSN.
+    pub fn applied_lsn(&self) -> Lsn {
+        self.sessions.read().applied()
+    }
+
+    /// Hands over the acknowledged entries starting at `first`, applies
+    /// whatever is now contiguous, and waits until these entries are
+    /// applied. Returns what each did.
+    pub fn complete(&self, first: Lsn, entries: Vec<Entry>, now: u64) -> Vec<Applied> {
+        let mut seq = self.sequencer.lock();
+        seq.parked.insert(first, entries);
+        self.drain(&mut seq, now);
+        loop {
+            if let Some(done) = seq.done.remove(&first) {
+                return done;
+            }
+            self.applied.wait(&mut seq);
+        }
+    }
+
+    /// Applies parked entries while the next one is contiguous.
+    fn drain(&self, seq: &mut Sequencer, now: u64) {
+        let mut any = false;
+        loop {
+            let next = self.sessions.read().applied();
+            let Some(entries) = seq.parked.remove(&next) else {
+                break;
+            };
+            let results = self.apply_now(next, &entries, now);
+            seq.done.insert(next, results);
+            any = true;
+        }
+        if any {
+            self.applied.notify_all();
+        }
+    }
+
+    /// Applies a contiguous batch (under one write lock: a batch is
+    /// visible whole or not at all), marks dirty, notifies subscribers.
+    fn apply_now(&self, first: Lsn, entries: &[Entry], now: u64) -> Vec<Applied> {
+        let results: Vec<Applied> = {
+            let mut sessions = self.sessions.write();
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| sessions.apply(first + i as Lsn, e))
+                .collect()
+        };
+        for (i, r) in results.iter().enumerate() {
+            if let (Some(id), true) = (&r.session, r.changed) {
+                self.dirty.mark(id, first + i as Lsn, now);
+            }
+        }
+        self.publish_to_subscribers(first, entries);
+        results
+    }
+
+    /// Applies entries replayed at open (no appenders wait for them).
+    pub fn replay(&self, lsn: Lsn, entry: &Entry) -> Applied {
+        self.sessions.write().apply(lsn, entry)
+    }
+
+    /// Skips LSN `lsn` (a record that is not a store entry).
+    pub fn skip(&self, lsn: Lsn) {
+        self.sessions.write().skip(lsn);
+    }
+
+    /// Waits until every LSN below `lsn` is applied, up to `timeout`.
+    /// Returns false on timeout.
+    pub fn wait_applied(&self, lsn: Lsn, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut seq = self.sequencer.lock();
+        while self.sessions.read().applied() < lsn {
+            if self.applied.wait_until(&mut seq, deadline).timed_out() {
+                return self.sessions.read().applied() >= lsn;
+            }
+        }
+        true
+    }
+
+    /// A new subscription to committed entries.
+    pub fn subscribe(&self) -> Subscription {
+        let (sender, receiver) = crossbeam_channel::bounded(self.subscriber_capacity);
+        let lagged = Arc::new(AtomicBool::new(false));
+        self.subscribers.lock().push(Subscriber {
+            sender,
+            lagged: lagged.clone(),
+        });
+        Subscription { receiver, lagged }
+    }
+
+    fn publish_to_subscribers(&self, first: Lsn, entries: &[Entry]) {
+        let mut subs = self.subscribers.lock();
+        if subs.is_empty() {
+            return;
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let committed = Committed {
+                lsn: first + i as Lsn,
+                entry: Arc::new(entry.clone()),
+            };
+            subs.retain(|s| match s.sender.try_send(committed.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    s.lagged.store(true, Ordering::Release);
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            });
+        }
+    }
+}
