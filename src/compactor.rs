@@ -34,7 +34,7 @@ use crate::state::LiveState;
 use crate::storage::{OpenMode, Storage};
 use crate::Lsn;
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +54,10 @@ pub mod points {
     pub const BEFORE_RENDER: &str = "compactor.before_render";
     /// The crash path's twin of [`BEFORE_RENAME`].
     pub const CRASH_BEFORE_RENAME: &str = "crash.before_rename";
+    /// The compactor finished a round of work and is about to wait
+    /// (tests arm it with `Observe` and wait for hits to know a round
+    /// that started after some change has finished).
+    pub const IDLE: &str = "compactor.idle";
 }
 
 /// The subdirectory of the journal directory holding trace files.
@@ -99,6 +103,8 @@ pub struct Publisher {
     files: Mutex<HashMap<String, Arc<Mutex<FileStats>>>>,
     tmp_seq: AtomicU64,
     bytes_written: AtomicU64,
+    /// Signalled after every rename (with `files` held).
+    renamed: Condvar,
 }
 
 impl Publisher {
@@ -114,6 +120,7 @@ impl Publisher {
             files: Mutex::new(HashMap::new()),
             tmp_seq: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            renamed: Condvar::new(),
         })
     }
 
@@ -193,7 +200,30 @@ impl Publisher {
         stats.version = session.version;
         stats.size = bytes.len() as u64;
         stats.publishes += 1;
+        drop(stats);
+        let _files = self.files.lock();
+        self.renamed.notify_all();
         Ok(true)
+    }
+
+    /// Waits until session `id`'s file holds version `version` or newer;
+    /// false on timeout. (For tests and tools that must know a publish
+    /// happened, without polling the file.)
+    pub fn wait_published(&self, id: &str, version: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut files = self.files.lock();
+        loop {
+            if let Some(lock) = files.get(id) {
+                if lock.lock().version >= version {
+                    return true;
+                }
+            }
+            if self.renamed.wait_until(&mut files, deadline).timed_out() {
+                return files
+                    .get(id)
+                    .is_some_and(|l| l.lock().version >= version);
+            }
+        }
     }
 
     fn write_temp(&self, tmp: &Path, bytes: &[u8]) -> Result<()> {
@@ -221,6 +251,8 @@ impl Publisher {
         self.storage
             .sync_dir(&self.traces)
             .map_err(|e| Error::io("fsync trace directory", &self.traces, e))?;
+        // Lock order is `files` before a session's lock: release it first.
+        drop(_guard);
         self.files.lock().remove(id);
         Ok(())
     }
@@ -402,6 +434,7 @@ impl Worker {
             let next = self.publish_due(now);
             self.maybe_retain(now);
             self.maybe_checkpoint();
+            let _ = self.parts.failpoints.hit(points::IDLE);
             let timeout = match next {
                 _ if self.parts.clock.is_manual() => Duration::from_secs(3600),
                 Some(at) => Duration::from_millis(at.saturating_sub(now).max(1)),
@@ -472,10 +505,14 @@ impl Worker {
         if estimate < self.parts.config.pace_min_bytes || written <= 2 * estimate {
             return Due::Now;
         }
-        if now >= dirty.last + debounce {
+        // Over budget: the follow-up waits for a quiet period that grows
+        // with the overrun, so a trickle of events cannot force a rewrite
+        // of the whole file per event.
+        let quiet = debounce * (written / (2 * estimate)).max(1);
+        if now >= dirty.last + quiet {
             return Due::Now; // quiet: the guaranteed follow-up
         }
-        Due::At(dirty.last + debounce)
+        Due::At(dirty.last + quiet)
     }
 
     fn publish_one(&self, id: &str) -> Result<()> {

@@ -611,6 +611,15 @@ impl Store {
         self.publisher.stats(id)
     }
 
+    /// Waits until session `id`'s trace file holds its state as of now
+    /// (or newer); false on timeout.
+    pub fn wait_published(&self, id: &str, timeout: Duration) -> bool {
+        let Some(version) = self.live.read().get(id).map(|s| s.version) else {
+            return false;
+        };
+        self.publisher.wait_published(id, version, timeout)
+    }
+
     /// Bytes written to trace files since open.
     pub fn trace_bytes_written(&self) -> u64 {
         self.publisher.bytes_written()

@@ -1,0 +1,43 @@
+//! End-to-end smoke test of the session store.
+
+use tracejournal::event::parse_line;
+use tracejournal::model::Status;
+use tracejournal::store::{Store, StoreOptions};
+
+#[test]
+fn ingest_publish_crash_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, report) = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(report.sessions, 0);
+    let lines = [
+        r#"{"session_id":"a/b","hook_event_name":"SessionStart","source":"startup","model":"m"}"#,
+        r#"{"session_id":"a/b","hook_event_name":"UserPromptSubmit","prompt":"hello"}"#,
+        r#"{"session_id":"a/b","hook_event_name":"PreToolUse","tool_name":"Read","tool_use_id":"toolu_1","tool_input":{"p":1}}"#,
+        r#"{"session_id":"a/b","hook_event_name":"PostToolUse","tool_name":"Read","tool_use_id":"toolu_1","tool_response":"x"}"#,
+    ];
+    for l in lines {
+        store.ingest(parse_line(l).unwrap()).unwrap();
+    }
+    let dup = store.ingest(parse_line(lines[3]).unwrap()).unwrap();
+    assert!(dup.duplicate);
+    store.flush().unwrap();
+    let path = store.trace_path("a/b");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(Some(bytes), store.session("a/b"));
+    store.mark_crashed("a/b", "boom").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(v["summary"]["status"], "crashed");
+    let summary = store.sessions();
+    assert_eq!(summary[0].status, Status::Crashed);
+    drop(store);
+    let (store, report) = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(report.sessions, 1);
+    assert_eq!(store.sessions()[0].status, Status::Crashed);
+    assert_eq!(store.sessions()[0].tool_calls, 1);
+    let report = store.compact().unwrap();
+    assert!(report.checkpoint_lsn > 0);
+    store.close().unwrap();
+    let (store, report) = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert!(report.checkpoint.is_some());
+    assert_eq!(store.sessions()[0].tool_calls, 1);
+}
