@@ -29,6 +29,10 @@ pub mod names {
     pub const SEGMENT_BEFORE_RENAME: &str = "segment.before_rename";
     /// After a new segment's rename, before the directory fsync.
     pub const SEGMENT_AFTER_RENAME: &str = "segment.after_rename";
+    /// In `Journal::remove_segments_before`, before each segment leaves the
+    /// log (list and file): earlier ones are already removed and the
+    /// removal made durable.
+    pub const SEGMENT_BEFORE_REMOVE: &str = "segment.before_remove";
     /// In the preallocator, before it zero-fills a spare segment.
     pub const PREALLOCATE: &str = "segment.preallocate";
     /// In recovery, before a torn tail is cut.

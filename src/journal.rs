@@ -14,6 +14,7 @@ use crate::ticket::{self, Ticket};
 use crate::writer::{Request, Writer, WriterParts};
 use crate::Lsn;
 use crossbeam_channel::{SendTimeoutError, Sender};
+use parking_lot::Mutex;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,21 @@ pub struct Journal {
     normal: Sender<Request>,
     urgent: Sender<Request>,
     writer: Option<JoinHandle<()>>,
+    /// Serialises [`Journal::remove_segments_before`] calls.
+    removal: Mutex<()>,
     _lock: Box<dyn DirLock>,
+}
+
+/// What [`Journal::remove_segments_before`] removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemovedSegments {
+    /// How many segment files were deleted.
+    pub segments: usize,
+    /// Their total size in bytes: the files' preallocated sizes (what the
+    /// deletion gives back to the disk), not the bytes of their records.
+    pub bytes: u64,
+    /// The first LSN still in the log afterwards.
+    pub first_lsn: Lsn,
 }
 
 impl std::fmt::Debug for Journal {
@@ -82,6 +97,7 @@ impl Journal {
                 file: seg.file,
                 end: AtomicU64::new(seg.end),
                 skips: seg.skips,
+                capacity: seg.capacity,
             }));
         }
         if metas.is_empty() {
@@ -120,6 +136,7 @@ impl Journal {
                 normal: normal_tx,
                 urgent: urgent_tx,
                 writer: Some(handle),
+                removal: Mutex::new(()),
                 _lock: lock,
             },
             report,
@@ -190,7 +207,30 @@ impl Journal {
     /// ahead of every request still queued, never waits for queue room, and
     /// is acknowledged only once durable. For crash markers.
     pub fn append_urgent(&self, record: Record) -> Result<Lsn> {
-        self.enqueue(vec![record], Durability::Sync, true)?.wait()
+        self.submit_urgent(record)?.wait()
+    }
+
+    /// Appends records through the urgent lane as one atomic batch (see
+    /// [`Journal::append_batch`] and [`Journal::append_urgent`]): written and
+    /// synced ahead of every request still queued, never waiting for queue
+    /// room, and returned only once durable. Returns their LSN range, which
+    /// is contiguous. If any record is invalid, none is written.
+    pub fn append_urgent_batch(&self, records: Vec<Record>) -> Result<Range<Lsn>> {
+        let n = records.len() as u64;
+        if n == 0 {
+            let next = self.log.written_lsn();
+            return Ok(next..next);
+        }
+        let first = self.enqueue(records, Durability::Sync, true)?.wait()?;
+        Ok(first..first + n)
+    }
+
+    /// Puts a record on the urgent lane and returns at once: it is written
+    /// and synced ahead of every request still queued and never waits for
+    /// queue room. [`Ticket::wait`] (or [`Ticket::wait_timeout`]) gives its
+    /// LSN once it is durable.
+    pub fn submit_urgent(&self, record: Record) -> Result<Ticket> {
+        self.enqueue(vec![record], Durability::Sync, true)
     }
 
     /// Makes every record written so far durable.
@@ -219,6 +259,88 @@ impl Journal {
     /// The first LSN still in the log.
     pub fn first_lsn(&self) -> Lsn {
         self.log.first_lsn()
+    }
+
+    /// Total size in bytes of the segment files now in the log: the sum of
+    /// each file's size as it was when opened or created. Segments are
+    /// preallocated to their full size, so this is the disk space the log
+    /// takes (what [`Journal::remove_segments_before`] can give back), not
+    /// the bytes of its records. No I/O.
+    pub fn segment_bytes(&self) -> u64 {
+        self.log.segment_bytes()
+    }
+
+    /// Deletes the sealed segments all of whose records have LSNs below
+    /// `lsn` (for example, once a checkpoint covers them). Segment *i*
+    /// qualifies only if segment *i + 1* exists and starts at or before
+    /// `lsn`; the active (last) segment is never removed, so
+    /// `remove_segments_before(u64::MAX)` keeps it.
+    ///
+    /// Segments go oldest first. For each: the failpoint
+    /// [`names::SEGMENT_BEFORE_REMOVE`], then it leaves the in-memory
+    /// segment list, then its file is removed and the directory is fsynced
+    /// before the next one is touched. A crash part-way therefore leaves a
+    /// contiguous suffix of the segments, which recovery accepts.
+    ///
+    /// Safe to call while appends and rotations go on (the writer only adds
+    /// segments at the end). Readers already reading a removed segment
+    /// finish it: its file stays open while they hold it. Afterwards,
+    /// [`Journal::first_lsn`] is the first LSN still in the log and
+    /// [`Journal::read_from`] below it fails with [`Error::LsnOutOfRange`].
+    ///
+    /// An error (an I/O error, or an armed failpoint) stops the removal:
+    /// segments removed before it stay removed, the one it failed on and
+    /// every later one stay in the log. It does not poison the journal
+    /// (nothing acknowledged is at stake) and the call can be retried.
+    pub fn remove_segments_before(&self, lsn: Lsn) -> Result<RemovedSegments> {
+        let _serial = self.removal.lock();
+        // Only sealed segments: `windows` never yields the last one as the
+        // first of a pair. Segments start at non-decreasing LSNs, so the
+        // ones that qualify are a prefix.
+        let doomed: Vec<u64> = self
+            .log
+            .segments()
+            .windows(2)
+            .take_while(|pair| pair[1].first_lsn <= lsn)
+            .map(|pair| pair[0].id.number)
+            .collect();
+        let storage = &*self.options.storage;
+        let mut removed = RemovedSegments {
+            segments: 0,
+            bytes: 0,
+            first_lsn: self.log.first_lsn(),
+        };
+        for number in doomed {
+            let path = self.dir.join(segment::file_name(number));
+            self.options
+                .failpoints
+                .hit(names::SEGMENT_BEFORE_REMOVE)
+                .map_err(|e| Error::io("remove segment", &path, e))?;
+            // Always the oldest segment and never the last: only this
+            // (serialised) function takes segments off, the writer only
+            // pushes new ones.
+            let Some(meta) = self.log.remove_first_segment(number) else {
+                break;
+            };
+            match storage.remove(&meta.path) {
+                Ok(()) => {}
+                // Already gone: the list now agrees with the directory.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    self.log.restore_first_segment(meta);
+                    return Err(Error::io("remove segment", &path, e));
+                }
+            }
+            // Durable before the next removal, so a crash cannot leave a
+            // hole (recovery requires contiguous segment numbers).
+            storage
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync journal directory", &self.dir, e))?;
+            removed.segments += 1;
+            removed.bytes += meta.capacity;
+        }
+        removed.first_lsn = self.log.first_lsn();
+        Ok(removed)
     }
 
     /// Why the journal is poisoned, if it is.
@@ -373,5 +495,6 @@ fn create_first_segment(dir: &Path, options: &Options, first_lsn: Lsn) -> Result
         file: seg.file,
         end: AtomicU64::new(segment::HEADER_LEN as u64),
         skips: Vec::new(),
+        capacity: seg.capacity,
     }))
 }

@@ -1,10 +1,12 @@
 //! The log as readers see it: which segments exist, how far each is
 //! written, what is durable, and whether the journal is poisoned.
 //!
-//! The writer is the only thread that changes this state; readers and
-//! appenders only look. Each segment's `end` is published (Release) after
-//! the bytes below it were written, so a reader that loads it (Acquire) and
-//! maps the file sees whole records below it.
+//! The writer is the only thread that adds to this state; readers and
+//! appenders only look. The one other change is segment removal
+//! ([`crate::Journal::remove_segments_before`]), which takes sealed segments
+//! off the *front* of the list. Each segment's `end` is published (Release)
+//! after the bytes below it were written, so a reader that loads it
+//! (Acquire) and maps the file sees whole records below it.
 
 use crate::frame::SegmentId;
 use crate::storage::StorageFile;
@@ -29,6 +31,10 @@ pub struct SegmentMeta {
     pub end: AtomicU64,
     /// Byte ranges skipped by `SkipCorrupt` recovery.
     pub skips: Vec<(u64, u64)>,
+    /// The file's size when it was opened or created. Segments are
+    /// preallocated to full size and never grow, so this is the space the
+    /// segment takes on disk, not the bytes of its records.
+    pub capacity: u64,
 }
 
 /// Shared, read-mostly state of the log.
@@ -63,6 +69,37 @@ impl LogState {
     /// Adds a new active segment (after rotation).
     pub fn push_segment(&self, meta: Arc<SegmentMeta>) {
         self.segments.write().push(meta);
+    }
+
+    /// Takes the oldest segment off the list if it is segment `number` and
+    /// not the last (active) one, and returns it. `None` (nothing changed)
+    /// otherwise. Holds the write lock only for the edit.
+    ///
+    /// Readers that hold the returned segment keep reading it: its file
+    /// stays open for as long as the `Arc` lives.
+    pub fn remove_first_segment(&self, number: u64) -> Option<Arc<SegmentMeta>> {
+        let mut segments = self.segments.write();
+        if segments.len() < 2 || segments[0].id.number != number {
+            return None;
+        }
+        Some(segments.remove(0))
+    }
+
+    /// Puts back a segment taken off by [`LogState::remove_first_segment`]
+    /// (its file could not be removed). Only valid if nothing else was
+    /// removed since, which the journal's removal lock ensures.
+    pub fn restore_first_segment(&self, meta: Arc<SegmentMeta>) {
+        let mut segments = self.segments.write();
+        debug_assert!(segments
+            .first()
+            .is_none_or(|s| s.id.number > meta.id.number));
+        segments.insert(0, meta);
+    }
+
+    /// Total size of the segment files in the log: the sum of their
+    /// [`SegmentMeta::capacity`].
+    pub fn segment_bytes(&self) -> u64 {
+        self.segments.read().iter().map(|s| s.capacity).sum()
     }
 
     /// One past the last LSN written.

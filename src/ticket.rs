@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::Lsn;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The result slot shared by an appender and the writer.
 #[derive(Default)]
@@ -92,8 +93,66 @@ impl Ticket {
         }
     }
 
+    /// Waits at most `timeout` for the append to be acknowledged.
+    /// `Ok(result)` is what [`Ticket::wait`] would have returned; `Err`
+    /// gives the ticket back, still pending, when the time ran out first,
+    /// so the caller can take another path and still wait for (or drop)
+    /// this append later. The append itself is not cancelled.
+    pub fn wait_timeout(self, timeout: Duration) -> std::result::Result<Result<Lsn>, Ticket> {
+        // A timeout too large to add to now is waited out without a limit.
+        let deadline = Instant::now().checked_add(timeout);
+        let resolved = {
+            let mut slot = self.slot.result.lock();
+            loop {
+                if let Some(result) = slot.take() {
+                    break Some(result);
+                }
+                match deadline {
+                    None => self.slot.ready.wait(&mut slot),
+                    Some(deadline) => {
+                        if self.slot.ready.wait_until(&mut slot, deadline).timed_out() {
+                            break slot.take();
+                        }
+                    }
+                }
+            }
+        };
+        match resolved {
+            Some(Ok(lsn)) => Ok(Ok(lsn)),
+            Some(Err(e)) => Ok(Err(e.duplicate())),
+            None => Err(self),
+        }
+    }
+
     /// True once the append was acknowledged or failed.
     pub fn is_ready(&self) -> bool {
         self.slot.result.lock().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_timeout_gives_the_ticket_back_then_the_result() {
+        let (done, ticket) = pair();
+        let ticket = ticket
+            .wait_timeout(Duration::ZERO)
+            .expect_err("nothing resolved it yet");
+        assert!(!ticket.is_ready());
+        done.succeed(7);
+        // A timeout too large for a deadline waits without one.
+        assert_eq!(ticket.wait_timeout(Duration::MAX).unwrap().unwrap(), 7);
+    }
+
+    #[test]
+    fn wait_timeout_reports_a_closed_writer() {
+        let (done, ticket) = pair();
+        drop(done);
+        assert!(matches!(
+            ticket.wait_timeout(Duration::ZERO),
+            Ok(Err(Error::Closed))
+        ));
     }
 }

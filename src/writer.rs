@@ -454,6 +454,7 @@ impl Writer {
             file: seg.file.clone(),
             end: std::sync::atomic::AtomicU64::new(segment::HEADER_LEN as u64),
             skips: Vec::new(),
+            capacity: seg.capacity,
         });
         self.log.push_segment(meta.clone());
         self.active = Active {
