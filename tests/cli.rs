@@ -579,3 +579,548 @@ fn dump_warns_on_stderr_when_opening_cuts_a_torn_tail() {
     let r = run(&dir, &["dump"], "");
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
+
+// ------------------------------------------------- the session store CLI
+
+const SESSION: &str = include_str!("../examples/session.jsonl");
+const TYPED: &str = include_str!("../examples/typed.jsonl");
+const SESSION_ID: &str = "9b2e4c71-5f0a-4d3e-8c16-a7e2f94b0d58";
+const TYPED_ID: &str = "opencode/ses_7Hq2XkW9pLm4";
+
+fn lines_of(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+/// Runs the tool in `cwd` with exactly `args`.
+fn run_in(cwd: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_tracejournal"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tracejournal");
+    Run {
+        code: output.status.code().expect("exited normally"),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// Checks an ingest summary line: counts exact, timing and rate free.
+fn assert_ingested(r: &Run, events: usize, duplicates: usize, sessions: usize, rejected: usize) {
+    let dups = match duplicates {
+        0 => String::new(),
+        1 => " (1 duplicate)".to_string(),
+        n => format!(" ({n} duplicates)"),
+    };
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let start = format!(
+        "ingested {}{dups} into {} in ",
+        plural(events, "event", "events"),
+        plural(sessions, "session", "sessions")
+    );
+    let end = format!("; {rejected} rejected\n");
+    assert!(
+        r.stdout.starts_with(&start) && r.stdout.ends_with(&end) && r.stdout.lines().count() == 1,
+        "expected `{start}... s (... events/s){end}`, got {:?} (stderr {:?})",
+        r.stdout,
+        r.stderr
+    );
+}
+
+fn show_json(dir: &Path, id: &str) -> Value {
+    let r = run(dir, &["show", id, "--pretty"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).expect("show --pretty prints JSON")
+}
+
+fn spans_of<'a>(trace: &'a Value, kind: &str) -> Vec<&'a Value> {
+    trace["spans"]
+        .as_array()
+        .expect("spans")
+        .iter()
+        .filter(|s| s["kind"] == kind)
+        .collect()
+}
+
+/// Both examples ingest with nothing rejected, list, and show as trace
+/// files. Catches: an example the parser refuses, a summary line that
+/// miscounts, a `show` that prints something other than the trace file, a
+/// table without the session.
+#[test]
+fn examples_ingest_list_and_show() {
+    let (_tmp, dir) = journal_dir();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/session.jsonl");
+    let r = run(&dir, &["ingest", path.to_str().unwrap()], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    assert_ingested(&r, lines_of(SESSION).len(), 0, 1, 0);
+    // From standard input, with the default of 8 workers.
+    let r = run(&dir, &["ingest"], TYPED);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_ingested(&r, lines_of(TYPED).len(), 0, 1, 0);
+
+    let r = run(&dir, &["sessions"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[0].starts_with("ID "), "{}", r.stdout);
+    for word in ["STATUS", "DURATION", "TOKENS", "COST", "TOOLS", "TITLE"] {
+        assert!(lines[0].contains(word), "{}", r.stdout);
+    }
+    let row = |prefix: &str| {
+        *lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no row for {prefix}: {}", r.stdout))
+    };
+    let hooks = row("9b2e4c71-5f0a…");
+    assert!(hooks.contains(" completed "), "{hooks}");
+    assert!(hooks.contains("Brute-force protection"), "{hooks}");
+    let typed = row("opencode/ses_…");
+    assert!(typed.contains(" completed "), "{typed}");
+    assert!(typed.contains("2025-03-15 10:00:00"), "{typed}");
+    assert!(typed.contains("26.2s"), "{typed}");
+    assert!(typed.contains("60.8k"), "{typed}");
+    assert!(typed.contains("$0.05"), "{typed}");
+    assert!(typed.ends_with("Fix the flaky date test"), "{typed}");
+    // Newest first: the hook session was stamped now, the typed one in 2025-03.
+    let pos = |l: &str| lines.iter().position(|x| *x == l).unwrap();
+    assert!(pos(hooks) < pos(typed), "{}", r.stdout);
+
+    let r = run(&dir, &["sessions", "--json"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list: Value = serde_json::from_str(&r.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let typed = list.iter().find(|s| s["id"] == TYPED_ID).expect("full id");
+    assert_eq!(typed["status"], "completed");
+    assert_eq!(typed["tokens"], 60_755);
+    assert_eq!(typed["toolCalls"], 5);
+    assert_eq!(typed["startedAt"], 1_742_032_800_000u64);
+    assert!(list.iter().any(|s| s["id"] == SESSION_ID));
+
+    // The hook session: every tool call of the file, the failures as
+    // errors, the subagent's calls under its span.
+    let trace = show_json(&dir, SESSION_ID);
+    assert_eq!(trace["sessionId"], SESSION_ID);
+    assert_eq!(trace["summary"]["status"], "completed");
+    let tool_ids: std::collections::BTreeSet<String> = lines_of(SESSION)
+        .iter()
+        .flat_map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let mut ids = vec![v["tool_use_id"].as_str().map(str::to_string)];
+            if let Some(calls) = v["tool_calls"].as_array() {
+                ids.extend(
+                    calls
+                        .iter()
+                        .map(|c| c["tool_use_id"].as_str().map(str::to_string)),
+                );
+            }
+            ids.into_iter().flatten()
+        })
+        .collect();
+    let tools = spans_of(&trace, "tool");
+    assert_eq!(tools.len(), tool_ids.len());
+    assert_eq!(trace["summary"]["totalToolCalls"], tool_ids.len());
+    let failed: Vec<_> = tools.iter().filter(|s| s["status"] == "error").collect();
+    assert_eq!(failed.len(), 2, "the two PostToolUseFailure events");
+    assert!(failed[0]["statusMessage"]
+        .as_str()
+        .unwrap()
+        .contains("TooManyAttempts"));
+    let subagent = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "subagent Explore")
+        .expect("the subagent's span");
+    assert_eq!(
+        tools
+            .iter()
+            .filter(|t| t["parentSpanId"] == subagent["spanId"])
+            .count(),
+        2
+    );
+    assert_eq!(spans_of(&trace, "user-message").len(), 3);
+
+    // The typed session: generations with tokens, cost and finish reason.
+    let trace = show_json(&dir, TYPED_ID);
+    let gens = spans_of(&trace, "generation");
+    assert_eq!(gens.len(), 4);
+    assert_eq!(gens[0]["tokens"]["total"], 12_932);
+    assert_eq!(gens[0]["finishReason"], "tool_calls");
+    assert_eq!(gens[3]["finishReason"], "stop");
+    assert_eq!(
+        trace["metadata"]["tags"],
+        serde_json::json!(["ci", "flaky-test"])
+    );
+    assert_eq!(trace["summary"]["totalGenerations"], 4);
+
+    // Without --pretty: exactly the bytes of the trace file on disk.
+    let r = run(&dir, &["show", TYPED_ID], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = dir
+        .join("traces")
+        .join(tracejournal::names::file_name(TYPED_ID));
+    let on_disk = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(r.stdout, format!("{on_disk}\n"));
+    assert_eq!(r.stdout.lines().count(), 1);
+}
+
+/// A bad line is reported with its number and skipped; the good lines
+/// around it are stored; the exit code says something was rejected.
+/// Catches: stopping at the first bad line, line numbers that skip blank
+/// lines, exit code 0 after a rejection, one failure rejecting a session.
+#[test]
+fn ingest_reports_bad_lines_and_keeps_the_good_ones() {
+    let (_tmp, dir) = journal_dir();
+    let mut input = Vec::new();
+    let good = |call: &str| {
+        format!(
+            "{{\"type\":\"tool_call\",\"session\":\"s-bad\",\"call_id\":\"{call}\",\"tool\":\"Read\"}}\n"
+        )
+    };
+    input.extend(good("c1").as_bytes()); // 1
+    input.extend(b"{\"type\":\"tool_call\",\"session\":\"s-bad\",\n"); // 2
+    input.extend(b"{\"type\":\"span_stop\",\"session\":\"s-bad\"}\n"); // 3
+    input.extend(b"\n"); // 4 (blank: skipped, still counted)
+    input.extend(b"{\"hook_event_name\":\"Stop\"}\n"); // 5
+    input.extend(good("c2").as_bytes()); // 6
+    input.extend(b"{\"type\":\"crash\",\"session\":\"nobody\",\"reason\":\"x\"}\n"); // 7
+    input.extend(b"\"\xff\xfe\"\n"); // 8
+    input.extend(b"[1,2]\n"); // 9
+    input.extend(good("c3").as_bytes()); // 10
+    let r = run_raw(
+        &["--dir".as_ref(), dir.as_os_str(), "ingest".as_ref()],
+        &input,
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_ingested(&r, 3, 0, 1, 6);
+    let mut errors: Vec<&str> = r.stderr.lines().collect();
+    let last = errors.pop().unwrap();
+    assert_eq!(
+        last,
+        "error: 6 lines were rejected (see the messages above); the other lines were stored"
+    );
+    errors.sort();
+    assert_eq!(errors.len(), 6, "{}", r.stderr);
+    let expect = [
+        "line 2: not valid JSON: ",
+        "line 3: unknown event type `span_stop`",
+        "line 5: field `session_id` is required",
+        "line 7: a crash marker for \"nobody\", which is not a session in this store",
+        "line 8: not valid UTF-8",
+        "line 9: an event must be a JSON object",
+    ];
+    for (line, want) in errors.iter().zip(expect) {
+        assert!(
+            line.starts_with(want),
+            "{line:?} should start with {want:?}"
+        );
+    }
+    let trace = show_json(&dir, "s-bad");
+    let calls: Vec<&str> = spans_of(&trace, "tool")
+        .iter()
+        .map(|s| s["tool"]["callId"].as_str().unwrap())
+        .collect();
+    assert_eq!(calls, ["c1", "c2", "c3"]);
+    // A file that does not exist is an error before anything is opened.
+    let r = run(&dir, &["ingest", "/nonexistent/events.jsonl"], "");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .starts_with("error: cannot open /nonexistent/events.jsonl: "),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Interleaved sessions through many workers: each session's events are
+/// applied in input order, and a retried delivery counts once. Catches
+/// (almost surely) routing by anything but the session (round robin), and
+/// duplicates counted as new events.
+#[test]
+fn ingest_keeps_each_sessions_order_and_counts_duplicates() {
+    let (_tmp, dir) = journal_dir();
+    let sessions = 20;
+    let calls = 30;
+    let mut input = String::new();
+    for c in 0..calls {
+        for s in 0..sessions {
+            input.push_str(&format!(
+                "{{\"type\":\"tool_call\",\"session\":\"order-{s}\",\"key\":\"k{c}\",\"call_id\":\"c{c:02}\",\"tool\":\"Bash\"}}\n"
+            ));
+        }
+    }
+    // Retried deliveries of the first session's first two events.
+    input.push_str(
+        "{\"type\":\"tool_call\",\"session\":\"order-0\",\"key\":\"k0\",\"call_id\":\"c00\",\"tool\":\"Bash\"}\n",
+    );
+    input.push_str(
+        "{\"type\":\"tool_call\",\"session\":\"order-0\",\"key\":\"k1\",\"call_id\":\"c01\",\"tool\":\"Bash\"}\n",
+    );
+    let r = run(&dir, &["ingest", "--workers", "16"], &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_ingested(&r, sessions * calls + 2, 2, sessions, 0);
+    let want: Vec<String> = (0..calls).map(|c| format!("c{c:02}")).collect();
+    // The tool closed the store, which flushed every trace file: read them
+    // (one `show` per session would reopen the store 20 times).
+    for s in 0..sessions {
+        let file = dir
+            .join("traces")
+            .join(tracejournal::names::file_name(&format!("order-{s}")));
+        let trace: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let got: Vec<&str> = spans_of(&trace, "tool")
+            .iter()
+            .map(|t| t["tool"]["callId"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "session order-{s}");
+    }
+    let r = run(&dir, &["ingest", "--workers", "0"], "");
+    assert_eq!(r.code, 2, "a usage error: {}", r.stderr);
+}
+
+/// `crash` marks a running session: the printed trace file says crashed at
+/// once, `show` and `sessions` agree, and an ended or unknown session is
+/// refused. Catches: a crash that only changes memory, a file still saying
+/// running, a crash that overrides a finished session.
+#[test]
+fn crash_marks_a_running_session() {
+    let (_tmp, dir) = journal_dir();
+    let lines = lines_of(SESSION);
+    let open = format!("{}\n", lines[..lines.len() - 1].join("\n"));
+    let r = run(&dir, &["ingest"], &open);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&dir, &["sessions"], "");
+    assert!(r.stdout.contains(" running "), "{}", r.stdout);
+
+    let r = run(
+        &dir,
+        &["crash", "9b2e4c71", "--reason", "agent OOM-killed"],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let file = dir
+        .join("traces")
+        .join(tracejournal::names::file_name(SESSION_ID));
+    assert_eq!(
+        r.stdout,
+        format!(
+            "session \"{SESSION_ID}\": crashed (agent OOM-killed)\ntrace file (already says crashed): {}\n",
+            file.display()
+        )
+    );
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(on_disk["summary"]["status"], "crashed");
+
+    let trace = show_json(&dir, SESSION_ID);
+    assert_eq!(trace["summary"]["status"], "crashed");
+    assert_eq!(trace["summary"]["error"], "agent OOM-killed");
+    assert!(trace.get("endedAt").is_some());
+    let r = run(&dir, &["sessions"], "");
+    let crashed_row = r
+        .stdout
+        .lines()
+        .position(|l| l.starts_with("9b2e4c71-5f0a…"))
+        .unwrap();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert!(lines[crashed_row].contains(" crashed "), "{}", r.stdout);
+    assert_eq!(lines[crashed_row + 1].trim_start(), "└ agent OOM-killed");
+
+    // Already ended: refused, nothing changes.
+    let r = run(&dir, &["crash", SESSION_ID, "--reason", "again"], "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is not running"), "{}", r.stderr);
+    assert_eq!(
+        show_json(&dir, SESSION_ID)["summary"]["error"],
+        "agent OOM-killed"
+    );
+    // Unknown ids.
+    for args in [&["crash", "nope", "--reason", "x"][..], &["show", "nope"]] {
+        let r = run(&dir, args, "");
+        assert_eq!(r.code, 1, "{args:?}");
+        assert_eq!(
+            r.stderr,
+            format!("error: no session \"nope\" in {}\n", dir.display())
+        );
+        assert_eq!(r.stdout, "");
+    }
+}
+
+/// A prefix must name one session; control characters in ids and titles
+/// are escaped in the table; long ones are cut with an ellipsis. Catches:
+/// a prefix silently picking one of several sessions, a title that writes
+/// terminal escape sequences.
+#[test]
+fn prefixes_must_be_unique_and_the_table_is_safe() {
+    let (_tmp, dir) = journal_dir();
+    let title = format!("line one\nline two\u{1b}[31m red {}", "x".repeat(100));
+    let events = [
+        serde_json::json!({"type": "session_start", "session": "dup-a", "metadata": {"title": "A"}}),
+        serde_json::json!({"type": "session_start", "session": "dup-b", "metadata": {"title": "B"}}),
+        serde_json::json!({"type": "session_start", "session": "evil\u{1b}]0;pwned\u{7}", "metadata": {"title": title}}),
+    ];
+    let input: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let r = run(&dir, &["ingest"], &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&dir, &["show", "dup-"], "");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .starts_with("error: \"dup-\" is the start of 2 session ids"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(show_json(&dir, "dup-b")["metadata"]["title"], "B");
+    let r = run(&dir, &["sessions"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains('\u{1b}'), "{:?}", r.stdout);
+    assert!(!r.stdout.contains('\u{7}'), "{:?}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+    let evil = r.stdout.lines().find(|l| l.starts_with("evil")).unwrap();
+    assert!(evil.starts_with("evil\\u{1b}]0;…"), "{evil}");
+    assert!(
+        evil.contains("line one\\nline two\\u{1b}[31m red xx"),
+        "{evil}"
+    );
+    assert!(evil.ends_with('…'), "{evil}");
+}
+
+/// `compact` writes a checkpoint, says so, and the sessions survive it and
+/// a reopen. Catches: a compact that writes nothing, state lost by it.
+#[test]
+fn compact_writes_a_checkpoint() {
+    let (_tmp, dir) = journal_dir();
+    let r = run(&dir, &["compact"], "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    let r = run(&dir, &["ingest"], TYPED);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let before = show_json(&dir, TYPED_ID);
+    let r = run(&dir, &["compact"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("checkpoint: every session's state as of LSN "),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\nlog: "), "{}", r.stdout);
+    assert!(
+        r.stdout.ends_with("the log now starts at LSN 1\n"),
+        "{}",
+        r.stdout
+    );
+    let checkpoints = std::fs::read_dir(dir.join("checkpoints")).unwrap().count();
+    assert!(checkpoints >= 1, "no checkpoint file");
+    assert_eq!(show_json(&dir, TYPED_ID), before);
+}
+
+/// Reading commands never create a store; a missing --dir is a usage
+/// error (except for `demo`).
+#[test]
+fn session_commands_need_an_existing_store() {
+    let (_tmp, dir) = journal_dir();
+    let r = run(&dir, &["sessions"], "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    assert!(!dir.exists());
+    std::fs::create_dir(&dir).unwrap();
+    let r = run(&dir, &["sessions"], "");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "no sessions\n"));
+    let r = run(&dir, &["sessions", "--json"], "");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "[]\n"));
+    let r = run(&dir, &["show", "x"], "");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("holds no session store"), "{}", r.stderr);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    for args in [&["sessions"][..], &["ingest"], &["show", "x"]] {
+        let r = run_raw(args, b"");
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(r.stderr.contains("--dir"), "{}", r.stderr);
+    }
+}
+
+/// The demo: a child process writes through one store and is killed; the
+/// reopened store shows the supervisor's crash mark, marks the orphans
+/// crashed, and every trace file agrees (the demo checks that itself and
+/// fails otherwise). Catches: orphans left running after the kill, a crash
+/// mark lost, a demo that deletes a directory it did not create.
+#[test]
+fn demo_kills_its_child_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run_in(tmp.path(), &["demo", "--events", "40"]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let out = &r.stdout;
+    assert!(out.contains("store: tracejournal-demo\n"), "{out}");
+    assert!(out.contains("agent-07 died mid-turn"), "{out}");
+    assert!(out.contains(" events/s"), "{out}");
+    assert!(
+        out.contains("ack latency (call to return, event on disk): p50 "),
+        "{out}"
+    );
+    assert!(out.contains("[parent] killed process "), "{out}");
+    assert!(
+        out.contains("  orphans: 2 sessions were open when the process died"),
+        "{out}"
+    );
+    assert!(out.contains("    agent-12  "), "{out}");
+    assert!(out.contains("    agent-19  "), "{out}");
+    assert_eq!(
+        out.matches("└ agent-07 was killed mid-turn (demo)\n")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("└ the process ended before the session was closed\n")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(out.matches(" completed ").count(), 21, "{out}");
+    assert!(
+        out.contains("checked: 24 trace files, each complete JSON, byte-identical to the store's state (21 completed, 3 crashed)"),
+        "{out}"
+    );
+    let dir = tmp.path().join("tracejournal-demo");
+    assert!(dir.join(".tracejournal-demo").is_file());
+    assert_eq!(std::fs::read_dir(dir.join("traces")).unwrap().count(), 24);
+
+    // The store is an ordinary one afterwards.
+    let r = run(&dir, &["sessions", "--json"], "");
+    let list: Value = serde_json::from_str(&r.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 24);
+    assert_eq!(list.iter().filter(|s| s["status"] == "crashed").count(), 3);
+
+    // Again in the same place: the previous demo's directory is replaced.
+    let r = run_in(tmp.path(), &["demo", "--agents", "3", "--events", "10"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("store: tracejournal-demo (the previous demo's directory was replaced)\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("checked: 3 trace files"), "{}", r.stdout);
+
+    // A directory that is not a demo's is never deleted.
+    let precious = tmp.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("thesis.tex"), "do not delete").unwrap();
+    let r = run_in(tmp.path(), &["--dir", "precious", "demo"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is not a demo directory"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(precious.join("thesis.tex")).unwrap(),
+        "do not delete"
+    );
+    assert_eq!(std::fs::read_dir(&precious).unwrap().count(), 1);
+}
