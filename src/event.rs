@@ -386,10 +386,12 @@ pub fn parse_line(line: &str) -> Result<Event, EventError> {
     let Value::Object(obj) = &value else {
         return Err(EventError::new("an event must be a JSON object"));
     };
-    let event = if obj.contains_key("type") {
-        parse_typed(obj)?
-    } else if obj.contains_key("hook_event_name") {
+    // A hook payload is recognised first: agents' payloads may carry a
+    // field named `type` of their own.
+    let event = if obj.contains_key("hook_event_name") {
         parse_hook(line, obj)?
+    } else if obj.contains_key("type") {
+        parse_typed(obj)?
     } else {
         return Err(EventError::new(
             "an event needs a `type` field (a typed event) or a `hook_event_name` field (a hook payload)",
@@ -427,10 +429,22 @@ fn parse_hook(text: &str, obj: &Map<String, Value>) -> Result<Event, EventError>
 }
 
 /// The natural de-duplication key of a hook delivery: the event name plus
-/// its `tool_use_id` (tool events), so a retried `PostToolUse` counts once.
+/// its `tool_use_id` (tool events) or the ids of its calls (`PostToolBatch`),
+/// so a retried delivery counts once.
 fn default_hook_key(name: &str, obj: &Map<String, Value>) -> Option<String> {
-    let id = obj.get("tool_use_id")?.as_str()?;
-    Some(format!("{name}:{id}"))
+    if let Some(id) = obj.get("tool_use_id").and_then(Value::as_str) {
+        return Some(format!("{name}:{id}"));
+    }
+    // A batch is identified by the ids of its calls.
+    let calls = obj.get("tool_calls")?.as_array()?;
+    let ids: Vec<&str> = calls
+        .iter()
+        .map(|c| c.get("tool_use_id").and_then(Value::as_str))
+        .collect::<Option<_>>()?;
+    if ids.is_empty() {
+        return None;
+    }
+    Some(format!("{name}:{}", ids.join(",")))
 }
 
 fn parse_typed(obj: &Map<String, Value>) -> Result<Event, EventError> {
@@ -668,6 +682,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn hook_payloads_win_over_a_type_field_and_batches_get_keys() {
+        let text = r#"{"session_id":"s","hook_event_name":"Notification","type":"info"}"#;
+        assert!(matches!(parse_line(text).unwrap().body, Body::Hook { .. }));
+        let batch = r#"{"session_id":"s","hook_event_name":"PostToolBatch","tool_calls":[{"tool_use_id":"a"},{"tool_use_id":"b"}]}"#;
+        assert_eq!(
+            parse_line(batch).unwrap().key.as_deref(),
+            Some("PostToolBatch:a,b")
+        );
+        let no_ids =
+            r#"{"session_id":"s","hook_event_name":"PostToolBatch","tool_calls":[{"x":1}]}"#;
+        assert_eq!(parse_line(no_ids).unwrap().key, None);
     }
 
     #[test]

@@ -307,10 +307,14 @@ impl Store {
             self.live.dirty.take(&session.id);
             self.publisher.publish(session, Publishing::Crash)?;
         }
-        // Everything else is republished in the background: the files may
-        // predate the last events before the restart.
+        // After a crash, everything else is republished in the background:
+        // the files may predate the last events before it. After a clean
+        // close every file was flushed, so nothing needs rewriting.
         let now = self.options.clock.now_ms();
         let state = self.live.read();
+        if state.clean_shutdown() {
+            return Ok(());
+        }
         for s in state.iter() {
             if s.status != Status::Crashed && !changed.contains(&s.id) {
                 self.live.dirty.mark(&s.id, s.last_lsn, now);
