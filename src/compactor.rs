@@ -219,9 +219,7 @@ impl Publisher {
                 }
             }
             if self.renamed.wait_until(&mut files, deadline).timed_out() {
-                return files
-                    .get(id)
-                    .is_some_and(|l| l.lock().version >= version);
+                return files.get(id).is_some_and(|l| l.lock().version >= version);
             }
         }
     }
