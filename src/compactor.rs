@@ -83,6 +83,8 @@ pub struct FileStats {
     pub publishes: u64,
     /// Temp files dropped because a newer version won the lock first.
     pub superseded: u64,
+    /// How long the latest publish took (render to directory fsync), ms.
+    pub last_duration_ms: u64,
 }
 
 /// Who is publishing (they use different failpoints).
@@ -153,6 +155,7 @@ impl Publisher {
     /// Publishes `session` (a consistent copy of its state). Returns false
     /// if a newer version was already published (the temp file is dropped).
     pub fn publish(&self, session: &Session, by: Publishing) -> Result<bool> {
+        let started = std::time::Instant::now();
         let bytes = render::render(session);
         let name = names::file_name(&session.id);
         let final_path = self.traces.join(&name);
@@ -200,6 +203,7 @@ impl Publisher {
         stats.version = session.version;
         stats.size = bytes.len() as u64;
         stats.publishes += 1;
+        stats.last_duration_ms = started.elapsed().as_millis() as u64;
         drop(stats);
         let _files = self.files.lock();
         self.renamed.notify_all();
@@ -496,17 +500,14 @@ impl Worker {
             return Due::At(dirty.since + debounce);
         }
         let estimate = render_estimate(session);
-        let written = self.parts.publisher.stats(id).map_or(0, |s| s.written);
+        let stats = self.parts.publisher.stats(id).unwrap_or_default();
         // Budget: what was written before this rewrite stays within twice
         // the current size, so with the final write the total stays within
         // 4x the final size (DESIGN.md, "Pacing").
-        if estimate < self.parts.config.pace_min_bytes || written <= 2 * estimate {
+        if estimate < self.parts.config.pace_min_bytes || stats.written <= 2 * estimate {
             return Due::Now;
         }
-        // Over budget: the follow-up waits for a quiet period that grows
-        // with the overrun, so a trickle of events cannot force a rewrite
-        // of the whole file per event.
-        let quiet = debounce * (written / (2 * estimate)).max(1);
+        let quiet = quiet_period(debounce, stats.last_duration_ms, stats.written, estimate);
         if now >= dirty.last + quiet {
             return Due::Now; // quiet: the guaranteed follow-up
         }
@@ -628,6 +629,21 @@ impl Worker {
     }
 }
 
+/// How long an over-budget session must be quiet before its follow-up
+/// publish: at least the debounce and twice as long as its last publish
+/// took (a stall caused by the publish itself is not a pause in the
+/// events), doubled for each further `2 × size` already written (capped at
+/// 64x), so a trickle of events cannot force a rewrite of the whole file
+/// per event.
+pub fn quiet_period(debounce: u64, last_publish_ms: u64, written: u64, estimate: u64) -> u64 {
+    let base = debounce.max(last_publish_ms.saturating_mul(2));
+    let over = written
+        .div_ceil(2 * estimate.max(1))
+        .saturating_sub(1)
+        .min(6) as u32;
+    base.saturating_mul(1 << over)
+}
+
 /// A cheap estimate of a session's rendered size (for pacing decisions).
 fn render_estimate(session: &Session) -> u64 {
     session
@@ -639,4 +655,22 @@ fn render_estimate(session: &Session) -> u64 {
         })
         .sum::<u64>()
         + 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quiet_period;
+
+    #[test]
+    fn quiet_period_grows_with_the_overrun_and_the_publish_time() {
+        // Within 2x..4x of the size over budget: twice the base.
+        assert_eq!(quiet_period(200, 10, 3_000, 1_000), 400);
+        // A slow publish (150 ms) stretches the base past a short debounce.
+        assert_eq!(quiet_period(20, 150, 3_000, 1_000), 600);
+        // Each further 2x doubles it.
+        assert_eq!(quiet_period(200, 0, 5_000, 1_000), 800);
+        assert_eq!(quiet_period(200, 0, 7_000, 1_000), 1_600);
+        // Capped at 64x.
+        assert_eq!(quiet_period(200, 0, u64::MAX / 2, 1), 200 * 64);
+    }
 }

@@ -11,6 +11,7 @@ use crate::log::{LogState, SegmentMeta};
 use crate::segment;
 use crate::storage::ReadMap;
 use crate::Lsn;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -35,7 +36,11 @@ pub struct LogRecord {
 pub struct Reader {
     log: Arc<LogState>,
     from: Lsn,
-    segment_index: usize,
+    /// The segments still to read, the current one first. Holding them
+    /// keeps their files open: a segment removed from the log
+    /// (`Journal::remove_segments_before`) while this reader still needs
+    /// it stays readable, and removals never shift what comes next.
+    segments: VecDeque<Arc<SegmentMeta>>,
     current: Option<(Arc<SegmentMeta>, ReadMap)>,
     pos: u64,
     expected: Option<Lsn>,
@@ -60,7 +65,7 @@ impl Reader {
         Ok(Reader {
             log,
             from,
-            segment_index,
+            segments: segments[segment_index..].iter().cloned().collect(),
             current: None,
             pos: segment::HEADER_LEN as u64,
             expected: None,
@@ -70,8 +75,7 @@ impl Reader {
     fn read_next(&mut self) -> Result<Option<LogRecord>> {
         loop {
             if self.current.is_none() {
-                let segments = self.log.segments();
-                let Some(meta) = segments.get(self.segment_index).cloned() else {
+                let Some(meta) = self.segments.front().cloned() else {
                     return Ok(None);
                 };
                 let map = meta
@@ -90,10 +94,13 @@ impl Reader {
                 continue;
             }
             if self.pos >= end {
-                let more_segments = self.log.segments().len() > self.segment_index + 1;
+                if self.segments.len() < 2 {
+                    take_new_segments(&self.log, &mut self.segments);
+                }
+                let more_segments = self.segments.len() > 1;
                 // Re-check the end: the writer publishes it before rotating.
                 if more_segments && self.pos >= meta.end.load(Ordering::Acquire) {
-                    self.segment_index += 1;
+                    self.segments.pop_front();
                     self.current = None;
                     continue;
                 }
@@ -130,6 +137,16 @@ impl Reader {
                 offset,
                 payload: f.payload.to_vec(),
             }));
+        }
+    }
+}
+
+/// Appends to `segments` the ones the writer added to `log` since.
+fn take_new_segments(log: &LogState, segments: &mut VecDeque<Arc<SegmentMeta>>) {
+    let last = segments.back().map(|s| s.id.number);
+    for s in log.segments() {
+        if last.is_none_or(|n| s.id.number > n) {
+            segments.push_back(s);
         }
     }
 }

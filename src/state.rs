@@ -76,7 +76,9 @@ pub struct DirtySet {
 
 impl DirtySet {
     /// Records a change to `id` at clock time `now` by the entry at `lsn`.
-    pub fn mark(&self, id: &str, lsn: Lsn, now: u64) {
+    /// Wakes the compactor if the session was clean, or if `urgent` (the
+    /// session just ended: its final file goes out at once).
+    pub fn mark(&self, id: &str, lsn: Lsn, now: u64, urgent: bool) {
         let fresh = {
             let mut map = self.map.lock();
             match map.get_mut(id) {
@@ -97,7 +99,7 @@ impl DirtySet {
                 }
             }
         };
-        if fresh {
+        if fresh || urgent {
             self.wake();
         }
     }
@@ -232,17 +234,25 @@ impl LiveState {
     /// Applies a contiguous batch (under one write lock: a batch is
     /// visible whole or not at all), marks dirty, notifies subscribers.
     fn apply_now(&self, first: Lsn, entries: &[Entry], now: u64) -> Vec<Applied> {
-        let results: Vec<Applied> = {
+        let (results, ended): (Vec<Applied>, Vec<bool>) = {
             let mut sessions = self.sessions.write();
             entries
                 .iter()
                 .enumerate()
-                .map(|(i, e)| sessions.apply(first + i as Lsn, e))
-                .collect()
+                .map(|(i, e)| {
+                    let applied = sessions.apply(first + i as Lsn, e);
+                    let ended = applied
+                        .session
+                        .as_deref()
+                        .and_then(|id| sessions.get(id))
+                        .is_some_and(|s| s.status.is_final());
+                    (applied, ended)
+                })
+                .unzip()
         };
         for (i, r) in results.iter().enumerate() {
             if let (Some(id), true) = (&r.session, r.changed) {
-                self.dirty.mark(id, first + i as Lsn, now);
+                self.dirty.mark(id, first + i as Lsn, now, ended[i]);
             }
         }
         self.publish_to_subscribers(first, entries);

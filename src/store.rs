@@ -317,7 +317,7 @@ impl Store {
         }
         for s in state.iter() {
             if s.status != Status::Crashed && !changed.contains(&s.id) {
-                self.live.dirty.mark(&s.id, s.last_lsn, now);
+                self.live.dirty.mark(&s.id, s.last_lsn, now, false);
             }
         }
         Ok(())

@@ -488,7 +488,6 @@ fn removal_runs_concurrently_with_appends_and_rotation() {
 /// a removal from the front its index points past the segments it has not
 /// read yet and it silently skips them.
 #[test]
-#[ignore = "needs src/reader.rs to follow segments by number, not list index"]
 fn reader_in_a_removed_segment_continues_into_the_next() {
     let storage = MemStorage::new();
     let dir = common::mem_dir();
