@@ -41,3 +41,31 @@ fn ingest_publish_crash_reopen() {
     assert!(report.checkpoint.is_some());
     assert_eq!(store.sessions()[0].tool_calls, 1);
 }
+
+/// An ended session's final file goes out at once, not at the next
+/// debounce tick: with a manual clock that never moves, only the end's
+/// wake-up can publish it. (A dirty set that wakes the compactor only when
+/// a session first becomes dirty fails this: the file waits for a clock.)
+#[test]
+fn an_ended_session_is_published_without_waiting_for_the_debounce() {
+    use std::time::Duration;
+    use tracejournal::clock::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, _manual) = Clock::manual(1_700_000_000_000);
+    let options = StoreOptions {
+        clock,
+        ..StoreOptions::default()
+    };
+    let (store, _) = Store::open(dir.path(), options).unwrap();
+    for line in [
+        r#"{"type":"session_start","session":"s"}"#,
+        r#"{"type":"tool_call","session":"s","call_id":"c1","tool":"Read"}"#,
+        r#"{"type":"session_end","session":"s"}"#,
+    ] {
+        store.ingest(parse_line(line).unwrap()).unwrap();
+    }
+    assert!(store.wait_published("s", Duration::from_secs(10)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.trace_path("s")).unwrap()).unwrap();
+    assert_eq!(v["summary"]["status"], "completed");
+}
