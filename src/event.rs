@@ -272,6 +272,10 @@ pub enum Entry {
     /// The store was closed cleanly: sessions open now were not orphaned
     /// by a dead process.
     Shutdown,
+    /// A process opened the store. Until its `Shutdown`, a death of that
+    /// process orphans the sessions open at the time (without it, a process
+    /// that died before writing anything would look like a clean close).
+    Opened,
 }
 
 impl From<Event> for Entry {

@@ -329,7 +329,7 @@ impl Sessions {
                     retired,
                 }
             }
-            Entry::Shutdown => Applied::default(),
+            Entry::Shutdown | Entry::Opened => Applied::default(),
         }
     }
 

@@ -87,7 +87,7 @@ impl Default for StoreOptions {
             clock: Clock::System,
             orphans: OrphanPolicy::MarkCrashed,
             debounce: Duration::from_millis(200),
-            pace_min_bytes: 1 << 20,
+            pace_min_bytes: 256 << 10,
             max_trace_files: None,
             max_age: None,
             checkpoint_bytes: 256 << 20,
@@ -238,8 +238,9 @@ impl Store {
             publisher,
             compactor: parking_lot::Mutex::new(None),
         };
+        let clean = store.live.read().clean_shutdown();
         let changed = store.recover_crashes(&mut report)?;
-        store.publish_after_recovery(&changed)?;
+        store.publish_after_recovery(&changed, clean)?;
         report.sessions = store.live.read().len();
         store.start_compactor(storage, ckpt_dir)?;
         Ok((store, report))
@@ -251,7 +252,10 @@ impl Store {
     fn recover_crashes(&self, report: &mut OpenReport) -> Result<Vec<String>> {
         let ledger = self.ledger.read()?;
         report.ledger_markers = ledger.len();
-        let mut entries: Vec<Entry> = ledger;
+        // `Opened` first: from now on, this process's death orphans what
+        // is open, even if it never writes another entry.
+        let mut entries: Vec<Entry> = vec![Entry::Opened];
+        entries.extend(ledger);
         let orphaned =
             self.options.orphans == OrphanPolicy::MarkCrashed && !self.live.read().clean_shutdown();
         if orphaned {
@@ -268,9 +272,6 @@ impl Store {
                     },
                 }));
             }
-        }
-        if entries.is_empty() {
-            return Ok(Vec::new());
         }
         let records = entries
             .iter()
@@ -294,7 +295,7 @@ impl Store {
     /// Publishes, before `open` returns, every crashed session and every
     /// session recovery changed, so no stale file (from before a crash, or
     /// left by an interrupted publish) can show another status.
-    fn publish_after_recovery(&self, changed: &[String]) -> Result<()> {
+    fn publish_after_recovery(&self, changed: &[String], clean: bool) -> Result<()> {
         let crashed: Vec<Session> = {
             let state = self.live.read();
             state
@@ -311,10 +312,10 @@ impl Store {
         // the files may predate the last events before it. After a clean
         // close every file was flushed, so nothing needs rewriting.
         let now = self.options.clock.now_ms();
-        let state = self.live.read();
-        if state.clean_shutdown() {
+        if clean {
             return Ok(());
         }
+        let state = self.live.read();
         for s in state.iter() {
             if s.status != Status::Crashed && !changed.contains(&s.id) {
                 self.live.dirty.mark(&s.id, s.last_lsn, now, false);

@@ -445,10 +445,6 @@ fn s10_clean_close_marks_nothing_on_reopen() {
 /// ingested entry, so a process that opened the store and died idle looks
 /// like a clean shutdown and its sessions stay `running` forever.
 #[test]
-#[ignore = "BUG: src/store.rs Store::open writes nothing durable when it opens after a clean \
-            shutdown, so Sessions::clean_shutdown (src/model.rs, set from the latest entry) \
-            is still true if the new process dies before its first event: its open sessions \
-            are never marked crashed"]
 fn s10_death_after_a_clean_reopen_still_marks_orphans() {
     let storage = MemStorage::new();
     let (options, manual) = mem_options(&storage, T0);

@@ -179,11 +179,12 @@ fn entries() -> Vec<(&'static str, Entry)> {
             },
         ),
         ("shutdown", Entry::Shutdown),
+        ("opened", Entry::Opened),
     ]
 }
 
 /// The pinned encodings, by name (see the module docs before touching).
-const GOLDEN: [(&str, &str); 10] = [
+const GOLDEN: [(&str, &str); 11] = [
     ("session_start", "0100000000000300000000000000732f310102000000000000006b31010068e5cf8b01000000000000010100000000000000540101000000000000006d0001010000000000000061000001010000000000000075000101000000000000003101020000000000000001000000000000007801000000000000007901"),
     ("span_start", "0100000000000300000000000000732f310001050000000000000001000000010000000000000067010400000000000000726f6f740a0000000000000067656e65726174696f6e030000000000000067656e0107000000000000007b2261223a317d010101000000000000006d0001010000000000000076010a000000000000007b226b223a747275657d"),
     ("span_end", "0100000000000300000000000000732f31000106000000000000000200000001000000000000006701000000010300000000000000626164010300000000000000226f22010100000000000000020000000000000003000000000000000400000000000000050000000000000001000000000000d03f01040000000000000073746f7000"),
@@ -194,6 +195,7 @@ const GOLDEN: [(&str, &str); 10] = [
     ("hook", "0100000000000300000000000000732f31010d00000000000000506f7374546f6f6c5573653a74010a00000000000000070000000b00000000000000506f7374546f6f6c5573652a000000000000007b22686f6f6b5f6576656e745f6e616d65223a22506f7374546f6f6c557365222c2278223a22c3a9227d"),
     ("retire", "0100010000000300000000000000732f31"),
     ("shutdown", "010002000000"),
+    ("opened", "010003000000"),
 ];
 
 /// Which `Body` variant, by an exhaustive match: a new variant does not
@@ -217,6 +219,7 @@ fn entry_variant(entry: &Entry) -> usize {
         Entry::Event(e) => body_variant(&e.body),
         Entry::Retire { .. } => 8,
         Entry::Shutdown => 9,
+        Entry::Opened => 10,
     }
 }
 
@@ -226,7 +229,7 @@ fn golden_entry_bytes_are_pinned() {
     let entries = entries();
     let covered: std::collections::BTreeSet<usize> =
         entries.iter().map(|(_, e)| entry_variant(e)).collect();
-    assert_eq!(covered, (0..10).collect(), "one golden per variant");
+    assert_eq!(covered, (0..11).collect(), "one golden per variant");
     if std::env::var_os("TRACEJOURNAL_PRINT_GOLDEN").is_some() {
         for (name, entry) in &entries {
             println!("    (\"{name}\", \"{}\"),", hex(&entry.encode()));
