@@ -506,9 +506,9 @@ fn s07_crash_races_final_write_52mb_session() {
 /// deadline of an earlier change. Here the session is already dirty (a
 /// tool call, the compactor asleep until its debounce) when the end
 /// arrives; with the manual clock standing still, the end must still be
-/// published.
+/// published. Catches a wake-up only for newly dirty sessions (the bug
+/// fixed in cc067fa).
 #[test]
-#[ignore = "BUG: DirtySet::mark (src/state.rs) wakes the compactor only for a fresh dirty entry, so an end arriving while the session is already dirty waits for the earlier debounce deadline (forever with a manual clock)"]
 fn s07_normal_end_is_published_at_once_when_already_dirty() {
     let dir = tempfile::tempdir().unwrap();
     let (options, _clock) = manual_options();
