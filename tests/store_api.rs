@@ -4,7 +4,7 @@
 //! bounded under steady ingest into sessions that never end.
 
 use std::time::{Duration, Instant};
-use tracejournal::event::{parse_line, Entry};
+use tracejournal::event::parse_line;
 use tracejournal::failpoint::{names, Action, Failpoints};
 use tracejournal::model::Status;
 use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
