@@ -45,6 +45,7 @@ pub mod reader;
 pub mod recovery;
 pub mod render;
 pub mod segment;
+pub mod sim;
 pub mod state;
 pub mod storage;
 pub mod store;
