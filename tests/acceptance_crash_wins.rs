@@ -10,100 +10,30 @@
 
 mod common;
 
-use common::{mem_dir, options_with, MemStorage, Rng};
+use common::sessions::{
+    event, file_tool_ids, fs_names, manual_options, mem_options, parse, read_fs, state_tool_ids,
+    temps_in, tool, KillOnDrop, ReleaseOnDrop, DEBOUNCE_MS,
+};
+use common::{mem_dir, MemStorage, Rng};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracejournal::clock::{Clock, ManualClock};
 use tracejournal::compactor::points;
-use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, JsonText, Metadata};
-use tracejournal::failpoint::{names, Action, Failpoints};
-use tracejournal::model::{Session, Status};
+use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, Metadata};
+use tracejournal::failpoint::{names, Action};
+use tracejournal::model::Status;
 use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
-use tracejournal::RecoveryMode;
 
 /// Generous bound on every condition wait (a failing test fails, it does
 /// not hang).
 const WAIT: Duration = Duration::from_secs(120);
 
-/// The debounce every test uses, in ms.
-const DEBOUNCE_MS: u64 = 200;
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// Store options on the real file system with a manual clock.
-fn manual_options() -> (StoreOptions, Arc<ManualClock>) {
-    let (clock, manual) = Clock::manual(1_700_000_000_000);
-    let options = StoreOptions {
-        clock,
-        debounce: Duration::from_millis(DEBOUNCE_MS),
-        ..StoreOptions::default()
-    };
-    (options, manual)
-}
-
-/// Store options on `mem` (small segments) with a manual clock.
-fn mem_options(mem: &MemStorage) -> (StoreOptions, Arc<ManualClock>) {
-    let (mut options, manual) = manual_options();
-    options.journal = options_with(Arc::new(mem.clone()), RecoveryMode::TolerateTornTail);
-    (options, manual)
-}
-
-/// Releases every failpoint when dropped. Declared after the store, it is
-/// dropped first, so a failing assertion never leaves a thread paused while
-/// the store's drop waits for it.
-struct ReleaseOnDrop(Failpoints);
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        self.0.release_all();
-    }
-}
-
-/// `len` characters starting with `tag`, then a filler that needs no JSON
-/// escaping.
-fn text(tag: &str, len: usize) -> String {
-    let mut s = String::with_capacity(len + tag.len() + 1);
-    s.push_str(tag);
-    s.push(':');
-    let filler = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut i = 0;
-    while s.len() < len {
-        s.push(filler[i % filler.len()] as char);
-        i += 1;
-    }
-    s
-}
-
-/// A whole tool call with `chars` characters of input and of output.
-fn tool(session: &str, call_id: &str, chars: usize) -> Event {
-    Event {
-        session: session.to_string(),
-        key: Some(format!("tool:{call_id}")),
-        time: None,
-        body: Body::ToolCall {
-            call_id: call_id.to_string(),
-            tool: "Bash".to_string(),
-            parent: None,
-            input: Some(JsonText::canonical(&Value::String(text(
-                &format!("{call_id}-in"),
-                chars,
-            )))),
-            output: Some(JsonText::canonical(&Value::String(text(
-                &format!("{call_id}-out"),
-                chars,
-            )))),
-            status: EndStatus::Ok,
-            message: None,
-            duration_ms: Some(7),
-        },
-    }
-}
 
 /// A `PostToolUse` hook payload (a tool span of its own).
 fn post_tool_hook(session: &str, call_id: &str) -> Event {
@@ -111,15 +41,6 @@ fn post_tool_hook(session: &str, call_id: &str) -> Event {
         r#"{{"session_id":"{session}","hook_event_name":"PostToolUse","tool_name":"Read","tool_use_id":"{call_id}","tool_input":{{"file":"{call_id}"}},"tool_response":"ok"}}"#
     ))
     .unwrap()
-}
-
-fn event(session: &str, body: Body) -> Event {
-    Event {
-        session: session.to_string(),
-        key: None,
-        time: None,
-        body,
-    }
 }
 
 fn start(session: &str) -> Event {
@@ -152,34 +73,6 @@ fn end_completed(session: &str) -> Event {
     )
 }
 
-fn parse(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).expect("a trace file is always complete, valid JSON")
-}
-
-/// The trace file of `id` on the real file system, parsed.
-fn read_fs(store: &Store, id: &str) -> Value {
-    parse(&std::fs::read(store.trace_path(id)).expect("trace file exists"))
-}
-
-/// The tool call ids of a trace file's tool spans, in file order.
-fn file_tool_ids(v: &Value) -> Vec<String> {
-    v["spans"]
-        .as_array()
-        .expect("spans")
-        .iter()
-        .filter(|s| s["kind"] == "tool")
-        .map(|s| s["tool"]["callId"].as_str().expect("callId").to_string())
-        .collect()
-}
-
-/// The tool call ids of a session's state, in span order.
-fn state_tool_ids(s: &Session) -> Vec<String> {
-    s.spans
-        .values()
-        .filter_map(|sp| sp.tool.as_ref().map(|t| t.call_id.clone()))
-        .collect()
-}
-
 /// Asserts a parsed trace file says crashed with `reason` in its error.
 fn assert_file_crashed(v: &Value, reason: &str, context: &str) {
     assert_eq!(v["summary"]["status"], "crashed", "{context}");
@@ -202,33 +95,6 @@ fn assert_state_crashed(store: &Store, id: &str, reason: &str, context: &str) {
     );
     let summary = store.sessions().into_iter().find(|x| x.id == id).unwrap();
     assert_eq!(summary.status, Status::Crashed, "{context}");
-}
-
-fn temps_in(names: &[String]) -> Vec<String> {
-    names
-        .iter()
-        .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
-        .cloned()
-        .collect()
-}
-
-fn fs_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Kills the child if the parent panics (no orphan process left behind).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------

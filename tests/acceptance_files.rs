@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::sessions::{hook_for, session_start, typed, ReleaseOnDrop};
 use common::{MemStorage, Rng};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -20,9 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracejournal::clock::{Clock, ManualClock};
 use tracejournal::compactor::points;
-use tracejournal::event::{
-    hook_event, Body, EndStatus, Event, JsonText, Metadata, ModelRef, Tokens,
-};
+use tracejournal::event::{Body, EndStatus, Event, JsonText, Metadata, ModelRef, Tokens};
 use tracejournal::failpoint::{Action, Failpoints};
 use tracejournal::model::Status;
 use tracejournal::store::{Store, StoreOptions};
@@ -86,36 +85,6 @@ fn settle(fp: &Failpoints, manual: &ManualClock) {
     assert!(fp.wait_hits(points::IDLE, h + 2, WAIT), "compactor stuck");
 }
 
-/// Releases every failpoint when dropped, so a failed assertion cannot
-/// leave a paused compactor that the store's `Drop` would wait for.
-struct Release(Failpoints);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        self.0.release_all();
-    }
-}
-
-fn typed(session: &str, time: u64, body: Body) -> Event {
-    Event {
-        session: session.to_string(),
-        key: None,
-        time: Some(time),
-        body,
-    }
-}
-
-fn start(session: &str, time: u64) -> Event {
-    typed(
-        session,
-        time,
-        Body::SessionStart {
-            metadata: Metadata::default(),
-            resume: false,
-        },
-    )
-}
-
 fn end(session: &str, time: u64, status: EndStatus, message: Option<&str>) -> Event {
     typed(
         session,
@@ -154,20 +123,6 @@ fn big_tool_call(session: &str, time: u64, i: usize, len: usize) -> Event {
             duration_ms: Some(2),
         },
     )
-}
-
-/// A hook event from `session` and the rest of its payload.
-fn hook(session: &str, name: &str, extra: &str) -> Event {
-    let sid = serde_json::to_string(session).unwrap();
-    let extra = if extra.is_empty() {
-        String::new()
-    } else {
-        format!(",{extra}")
-    };
-    hook_event(&format!(
-        r#"{{"session_id":{sid},"hook_event_name":"{name}"{extra}}}"#
-    ))
-    .unwrap()
 }
 
 fn file_bytes(store: &Store, id: &str) -> Vec<u8> {
@@ -223,7 +178,7 @@ fn s13_readers_never_see_a_partial_file_and_close_leaves_no_temp() {
     let (store, _) = Store::open(dir.path(), options).unwrap();
     let id = "reader/race";
     let path = store.trace_path(id);
-    store.ingest(start(id, T0)).unwrap();
+    store.ingest(session_start(id, T0)).unwrap();
     assert!(store.wait_published(id, WAIT));
 
     let done = Arc::new(AtomicBool::new(false));
@@ -323,7 +278,7 @@ fn s13_failed_publishes_leave_no_temp_files() {
     let (options, manual, fp) = manual_options(T0);
     let (store, _) = Store::open(dir.path(), options).unwrap();
     let traces = store.traces_dir().to_path_buf();
-    store.ingest(start("s", T0)).unwrap();
+    store.ingest(session_start("s", T0)).unwrap();
     for (i, point) in [points::BEFORE_RENAME, points::RENAME_LOCKED]
         .into_iter()
         .enumerate()
@@ -396,8 +351,8 @@ fn s13_temp_file_of_an_interrupted_publish_is_swept() {
         ..StoreOptions::default()
     };
     let (store, _) = Store::open(&dir, options.clone()).unwrap();
-    let _release = Release(fp.clone()); // dropped before the store
-    store.ingest(start("s", T0)).unwrap();
+    let _release = ReleaseOnDrop(fp.clone()); // dropped before the store
+    store.ingest(session_start("s", T0)).unwrap();
     store.ingest(big_tool_call("s", T0 + 1, 1, 500)).unwrap();
     let want = store.session("s").unwrap();
     fp.arm(points::BEFORE_RENAME, Action::Pause);
@@ -500,14 +455,14 @@ fn s14_events() -> Vec<Event> {
                 attributes: JsonText::canonical(&serde_json::json!({"big": 1e21, "small": 1e-7})),
             },
         ),
-        start("canon-2", T0 + 70),
+        session_start("canon-2", T0 + 70),
     ];
     for (i, (sid, call)) in [("canon/α", "toolu_a"), ("canon-2", "toolu_b")]
         .iter()
         .enumerate()
     {
         let t = T0 + 100 + i as u64 * 10;
-        let mut pre = hook(
+        let mut pre = hook_for(
             sid,
             "PreToolUse",
             &format!(
@@ -515,7 +470,7 @@ fn s14_events() -> Vec<Event> {
             ),
         );
         pre.time = Some(t);
-        let mut post = hook(
+        let mut post = hook_for(
             sid,
             "PostToolUse",
             &format!(
@@ -680,7 +635,7 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
     };
 
     store
-        .ingest(hook(
+        .ingest(hook_for(
             id,
             "SessionStart",
             r#""source":"startup","model":"m""#,
@@ -690,10 +645,10 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
     assert_eq!(status_of(&store, id), running(), "after start");
 
     store
-        .ingest(hook(id, "UserPromptSubmit", r#""prompt":"one""#))
+        .ingest(hook_for(id, "UserPromptSubmit", r#""prompt":"one""#))
         .unwrap();
     store
-        .ingest(hook(
+        .ingest(hook_for(
             id,
             "PreToolUse",
             r#""tool_name":"Read","tool_use_id":"t1","tool_input":{}"#,
@@ -703,14 +658,14 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
     assert_eq!(status_of(&store, id), running(), "mid-turn, tool open");
 
     store
-        .ingest(hook(
+        .ingest(hook_for(
             id,
             "PostToolUse",
             r#""tool_name":"Read","tool_use_id":"t1","tool_response":"x""#,
         ))
         .unwrap();
     store
-        .ingest(hook(id, "Stop", r#""last_assistant_message":"ok""#))
+        .ingest(hook_for(id, "Stop", r#""last_assistant_message":"ok""#))
         .unwrap();
     publish(&store);
     assert_eq!(status_of(&store, id), running(), "between turns");
@@ -719,10 +674,10 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
     assert!(file_json(&store, id)["summary"].get("narrative").is_none());
 
     store
-        .ingest(hook(id, "UserPromptSubmit", r#""prompt":"two""#))
+        .ingest(hook_for(id, "UserPromptSubmit", r#""prompt":"two""#))
         .unwrap();
     store
-        .ingest(hook(id, "Stop", r#""last_assistant_message":"ok""#))
+        .ingest(hook_for(id, "Stop", r#""last_assistant_message":"ok""#))
         .unwrap();
     publish(&store);
     assert_eq!(status_of(&store, id), running(), "between turns again");
@@ -731,7 +686,7 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
     manual.advance(5);
     let end_ms = manual.now_ms();
     store
-        .ingest(hook(id, "SessionEnd", r#""reason":"exit""#))
+        .ingest(hook_for(id, "SessionEnd", r#""reason":"exit""#))
         .unwrap();
     assert!(
         store.wait_published(id, WAIT),
@@ -746,7 +701,7 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
 
     // An explicit resume is a new run: running again, no endedAt.
     store
-        .ingest(hook(id, "SessionStart", r#""source":"resume""#))
+        .ingest(hook_for(id, "SessionStart", r#""source":"resume""#))
         .unwrap();
     publish(&store);
     assert_eq!(status_of(&store, id), running(), "resumed");
@@ -759,7 +714,7 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
 
     // error: with its message.
     let e = "fails";
-    store.ingest(start(e, manual.now_ms())).unwrap();
+    store.ingest(session_start(e, manual.now_ms())).unwrap();
     store.flush().unwrap();
     assert_eq!(status_of(&store, e), running());
     let t = manual.now_ms() + 30;
@@ -778,9 +733,9 @@ fn s15_status_progresses_running_then_final_with_ended_at_only_at_the_end() {
 
     // crashed: the file says so when mark_crashed returns.
     let c = "dies";
-    store.ingest(start(c, manual.now_ms())).unwrap();
+    store.ingest(session_start(c, manual.now_ms())).unwrap();
     store
-        .ingest(hook(
+        .ingest(hook_for(
             c,
             "PreToolUse",
             r#""tool_name":"Bash","tool_use_id":"t9","tool_input":{}"#,
@@ -842,10 +797,10 @@ fn s16_retention_by_count_retires_the_oldest_finished_only() {
     let (store, _) = Store::open(dir.path(), options).unwrap();
 
     for id in ["o1", "o2"] {
-        store.ingest(start(id, manual.now_ms())).unwrap();
+        store.ingest(session_start(id, manual.now_ms())).unwrap();
     }
     for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-        store.ingest(start(id, T0 + 1 + i as u64)).unwrap();
+        store.ingest(session_start(id, T0 + 1 + i as u64)).unwrap();
     }
     let end_order = ["d", "b", "e", "a", "c"];
     for id in end_order {
@@ -907,7 +862,7 @@ fn s16_retention_never_removes_open_sessions_even_over_the_limit() {
     options.max_trace_files = Some(1);
     let (store, _) = Store::open(dir.path(), options).unwrap();
     for id in ["open-1", "open-2", "done-1", "done-2"] {
-        store.ingest(start(id, T0)).unwrap();
+        store.ingest(session_start(id, T0)).unwrap();
     }
     for id in ["done-1", "done-2"] {
         manual.advance(100);
@@ -939,10 +894,10 @@ fn s16_retention_by_age_retires_only_finished_sessions_past_the_cutoff() {
     let (mut options, manual, fp) = manual_options(T0);
     options.max_age = Some(Duration::from_secs(10));
     let (store, _) = Store::open(dir.path(), options).unwrap();
-    store.ingest(start("old-open", T0)).unwrap();
+    store.ingest(session_start("old-open", T0)).unwrap();
     let finished = ["f1", "f2", "f3", "f4", "f5"];
     for id in finished {
-        store.ingest(start(id, T0)).unwrap();
+        store.ingest(session_start(id, T0)).unwrap();
     }
     for id in finished {
         manual.advance(1_000); // f1 ends at T0+1000, ... f5 at T0+5000
@@ -1012,7 +967,7 @@ fn s17_bytes_written_for_a_large_session_stay_within_4x_its_size() {
     let options = system_options(Duration::from_millis(DEBOUNCE_MS));
     let (store, _) = Store::open(dir.path(), options).unwrap();
     let id = "large";
-    store.ingest(start(id, T0)).unwrap();
+    store.ingest(session_start(id, T0)).unwrap();
     store.ingest(big_tool_call(id, T0 + 1, 0, LEN)).unwrap();
     let first = store.session(id).unwrap().len() as u64;
     let mut max_gap = Duration::ZERO;
@@ -1074,7 +1029,7 @@ fn quiet_trickle(trickle: usize, gap: u64) -> (u64, u64, u64) {
     let debounce = options.debounce.as_millis() as u64;
     let (store, _) = Store::open(dir.path(), options).unwrap();
     let id = "trickle";
-    store.ingest(start(id, T0)).unwrap();
+    store.ingest(session_start(id, T0)).unwrap();
     let base: Vec<Event> = (0..BASE)
         .map(|i| big_tool_call(id, T0 + 1 + i as u64, i, LEN))
         .collect();

@@ -8,125 +8,61 @@
 
 mod common;
 
-use common::{mem_dir, options_with, MemStorage, Rng};
+use common::sessions::{
+    event, file_tool_ids, fs_names, manual_options, mem_options, parse, read_fs, state_tool_ids,
+    temps_in, tool, KillOnDrop, ReleaseOnDrop, DEBOUNCE_MS,
+};
+use common::{mem_dir, MemStorage, Rng};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::clock::{Clock, ManualClock};
 use tracejournal::compactor::points;
 use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, JsonText, Metadata, Tokens};
 use tracejournal::failpoint::{names, Action, Failpoints};
-use tracejournal::model::{Session, Status};
+use tracejournal::model::Status;
 use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
-use tracejournal::{Error, RecoveryMode};
+use tracejournal::Error;
 
 /// Generous bound on every condition wait (a failing test fails, it does
 /// not hang).
 const WAIT: Duration = Duration::from_secs(120);
 
-/// The debounce every test uses, in ms.
-const DEBOUNCE_MS: u64 = 200;
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// Store options on the real file system with a manual clock.
-fn manual_options() -> (StoreOptions, Arc<ManualClock>) {
-    let (clock, manual) = Clock::manual(1_700_000_000_000);
-    let options = StoreOptions {
-        clock,
-        debounce: Duration::from_millis(DEBOUNCE_MS),
-        ..StoreOptions::default()
-    };
-    (options, manual)
-}
-
-/// Store options on `mem` (small segments) with a manual clock.
-fn mem_options(mem: &MemStorage) -> (StoreOptions, Arc<ManualClock>) {
-    let (mut options, manual) = manual_options();
-    options.journal = options_with(Arc::new(mem.clone()), RecoveryMode::TolerateTornTail);
-    (options, manual)
-}
-
-/// `len` characters starting with `tag`, then a filler that needs no JSON
-/// escaping.
-fn text(tag: &str, len: usize) -> String {
-    let mut s = format!("{tag}:");
-    let filler = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut i = 0;
-    while s.len() < len {
-        s.push(filler[i % filler.len()] as char);
-        i += 1;
-    }
-    s
-}
-
-/// A whole tool call with `chars` characters of input and of output.
-fn tool(session: &str, call_id: &str, chars: usize) -> Event {
-    Event {
-        session: session.to_string(),
-        key: Some(format!("tool:{call_id}")),
-        time: None,
-        body: Body::ToolCall {
-            call_id: call_id.to_string(),
-            tool: "Bash".to_string(),
-            parent: None,
-            input: Some(JsonText::canonical(&Value::String(text(
-                &format!("{call_id}-in"),
-                chars,
-            )))),
-            output: Some(JsonText::canonical(&Value::String(text(
-                &format!("{call_id}-out"),
-                chars,
-            )))),
-            status: EndStatus::Ok,
-            message: None,
-            duration_ms: Some(7),
-        },
-    }
-}
-
+/// A session start with the title `title of {session}`.
 fn start(session: &str) -> Event {
-    Event {
-        session: session.to_string(),
-        key: None,
-        time: None,
-        body: Body::SessionStart {
+    event(
+        session,
+        Body::SessionStart {
             metadata: Metadata {
                 title: Some(format!("title of {session}")),
                 ..Metadata::default()
             },
             resume: false,
         },
-    }
+    )
 }
 
 /// A root attribute change: changes the session without adding a tool span.
 fn touch(session: &str, n: u64) -> Event {
-    Event {
-        session: session.to_string(),
-        key: None,
-        time: None,
-        body: Body::Attributes {
+    event(
+        session,
+        Body::Attributes {
             span: None,
             attributes: JsonText::canonical(&serde_json::json!({ "touch": n })),
         },
-    }
+    )
 }
 
 /// A generation span (start and end events) with 10 + 5 tokens and $0.25.
 fn generation(session: &str, span: &str) -> [Event; 2] {
-    let ev = |body| Event {
-        session: session.to_string(),
-        key: None,
-        time: None,
-        body,
-    };
+    let ev = |body| event(session, body);
     [
         ev(Body::SpanStart {
             span: span.to_string(),
@@ -154,37 +90,6 @@ fn generation(session: &str, span: &str) -> [Event; 2] {
     ]
 }
 
-/// Releases every failpoint when dropped. Declared after the store, it is
-/// dropped first, so a failing assertion never leaves a thread paused while
-/// the store's drop waits for it.
-struct ReleaseOnDrop(Failpoints);
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        self.0.release_all();
-    }
-}
-
-fn parse(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).expect("a trace file is always complete, valid JSON")
-}
-
-/// The trace file of `id` on the real file system, parsed.
-fn read_fs(store: &Store, id: &str) -> Value {
-    parse(&std::fs::read(store.trace_path(id)).expect("trace file exists"))
-}
-
-/// The tool call ids of a trace file's tool spans, in file order.
-fn file_tool_ids(v: &Value) -> Vec<String> {
-    v["spans"]
-        .as_array()
-        .expect("spans")
-        .iter()
-        .filter(|s| s["kind"] == "tool")
-        .map(|s| s["tool"]["callId"].as_str().expect("callId").to_string())
-        .collect()
-}
-
 /// Every span id of a trace file, in file order.
 fn file_span_ids(v: &Value) -> Vec<String> {
     v["spans"]
@@ -193,32 +98,6 @@ fn file_span_ids(v: &Value) -> Vec<String> {
         .iter()
         .map(|s| s["spanId"].as_str().expect("spanId").to_string())
         .collect()
-}
-
-/// The tool call ids of a session's state, in span order.
-fn state_tool_ids(s: &Session) -> Vec<String> {
-    s.spans
-        .values()
-        .filter_map(|sp| sp.tool.as_ref().map(|t| t.call_id.clone()))
-        .collect()
-}
-
-/// Temp files left in a trace directory listing.
-fn temps(names: &[String]) -> Vec<String> {
-    names
-        .iter()
-        .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
-        .cloned()
-        .collect()
-}
-
-fn fs_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 // ---------------------------------------------------------------------------
@@ -309,7 +188,7 @@ fn burst_then_quiet(trial: u32) {
     assert_eq!(Some(bytes), store.session(id), "trial {trial}");
     fp.release_all();
     store.close().unwrap();
-    assert!(temps(&fs_names(&dir.path().join("traces"))).is_empty());
+    assert!(temps_in(&fs_names(&dir.path().join("traces"))).is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -387,7 +266,7 @@ fn rename_delayed(point: &'static str) {
     assert_eq!(Some(bytes), store.session(id));
     fp.release_all();
     store.close().unwrap();
-    assert!(temps(&fs_names(&dir.path().join("traces"))).is_empty());
+    assert!(temps_in(&fs_names(&dir.path().join("traces"))).is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -514,16 +393,6 @@ const CHILD_DIR: &str = "TJ_CHILD_DIR";
 const CHILD_CYCLE: &str = "TJ_CHILD_CYCLE";
 const CHILD_THREADS: usize = 3;
 const CHILD_EVENTS: usize = 1_000;
-
-/// Kills the child if the parent panics (no orphan process left behind).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The child: ingests from three threads (real file system, `Sync`),
 /// printing `ACK <call id> <lsn>` after each ingest returned, until killed.

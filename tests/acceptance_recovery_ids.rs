@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::sessions::{hook_for, session_start, typed, ReleaseOnDrop};
 use common::{MemStorage, Rng};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracejournal::clock::{Clock, ManualClock};
 use tracejournal::compactor::points;
-use tracejournal::event::{hook_event, parse_line, Body, EndStatus, Entry, Event, ENTRY_KIND};
-use tracejournal::failpoint::{Action, Failpoints};
+use tracejournal::event::{parse_line, Body, EndStatus, Entry, Event, ENTRY_KIND};
+use tracejournal::failpoint::Action;
 use tracejournal::model::{Status, ORPHANED_REASON};
 use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
 use tracejournal::{Error, Options};
@@ -66,24 +67,6 @@ fn mem_dir() -> PathBuf {
     PathBuf::from("/mem/store")
 }
 
-/// A hook event from its JSON text.
-fn hook(text: &str) -> Event {
-    hook_event(text).unwrap_or_else(|e| panic!("{text}: {e}"))
-}
-
-/// A hook payload for session `id` (any id, JSON-escaped).
-fn hook_for(id: &str, name: &str, extra: &str) -> Event {
-    let sid = serde_json::to_string(id).unwrap();
-    let extra = if extra.is_empty() {
-        String::new()
-    } else {
-        format!(",{extra}")
-    };
-    hook(&format!(
-        r#"{{"session_id":{sid},"hook_event_name":"{name}"{extra}}}"#
-    ))
-}
-
 fn pre_tool(id: &str, call: &str, tool: &str) -> Event {
     hook_for(
         id,
@@ -97,27 +80,6 @@ fn post_tool(id: &str, call: &str, tool: &str) -> Event {
         id,
         "PostToolUse",
         &format!(r#""tool_name":"{tool}","tool_use_id":"{call}","tool_response":"ok {call}""#),
-    )
-}
-
-/// A typed event with an explicit time.
-fn typed(session: &str, time: u64, body: Body) -> Event {
-    Event {
-        session: session.to_string(),
-        key: None,
-        time: Some(time),
-        body,
-    }
-}
-
-fn session_start(session: &str, time: u64) -> Event {
-    typed(
-        session,
-        time,
-        Body::SessionStart {
-            metadata: Default::default(),
-            resume: false,
-        },
     )
 }
 
@@ -181,16 +143,6 @@ fn crash_marker_lsns(store: &Store) -> BTreeMap<String, Vec<u64>> {
 // ---------------------------------------------------------------------------
 // Scenario 10
 // ---------------------------------------------------------------------------
-
-/// Releases every failpoint when dropped, so a failed assertion cannot
-/// leave a paused compactor that the store's `Drop` would wait for.
-struct Release(Failpoints);
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        self.0.release_all();
-    }
-}
 
 /// The sessions the S10 cases leave open when the process dies.
 const ORPHANS: [&str; 3] = ["alive-1", "alive-2", "alive/3"];
@@ -311,8 +263,8 @@ fn s10_orphans_of_a_dead_process_are_marked_crashed_durably() {
         let fp = options.journal.failpoints.clone();
         fp.arm(points::BEFORE_RENDER, Action::Pause);
         let (store, report) = Store::open(mem_dir(), options).unwrap();
-        let _release = Release(fp.clone()); // dropped before the store
-                                            // Before anything else: the disk as it is the instant open returns.
+        let _release = ReleaseOnDrop(fp.clone()); // dropped before the store
+                                                  // Before anything else: the disk as it is the instant open returns.
         let after_open = image.crash_image(&mut Rng::new(seed + 100));
         for id in ORPHANS {
             let path = store.trace_path(id);

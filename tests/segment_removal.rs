@@ -11,11 +11,12 @@ mod common;
 use common::{assert_clean, options_with, read_all, Env, MemStorage, Rng};
 use parking_lot::Mutex;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
-use tracejournal::failpoint::{names, Action};
+use tracejournal::failpoint::{names, Action, Failpoints};
 use tracejournal::journal::RemovedSegments;
 use tracejournal::segment;
 use tracejournal::storage::{DirLock, OpenMode, Storage, StorageFile};
@@ -39,6 +40,14 @@ fn small(options: Options) -> Options {
 
 fn mem_options(storage: Arc<dyn Storage>) -> Options {
     small(options_with(storage, RecoveryMode::TolerateTornTail))
+}
+
+/// A fresh [`MemStorage`], the journal directory on it, and [`mem_options`]
+/// through it.
+fn mem_journal() -> (MemStorage, PathBuf, Options) {
+    let storage = MemStorage::new();
+    let options = mem_options(Arc::new(storage.clone()));
+    (storage, common::mem_dir(), options)
 }
 
 /// Appends records `1..=n` (LSN `i` holds `rec(i)`).
@@ -79,6 +88,42 @@ fn contiguous_numbers(names: &[String]) -> Vec<u64> {
         assert_eq!(pair[1], pair[0] + 1, "segments not contiguous: {names:?}");
     }
     numbers
+}
+
+/// Opens the journal in `dir`, checks that recovery was clean and that the
+/// log runs from LSN `first` up to `next`, and returns it.
+fn open_clean(dir: &Path, options: Options, first: u64, next: u64, context: &str) -> Journal {
+    let (j, report) = Journal::open(dir, options).unwrap_or_else(|e| panic!("{context}: {e}"));
+    assert_clean(&report);
+    assert_eq!(
+        (report.first_lsn, report.next_lsn),
+        (first, next),
+        "{context}"
+    );
+    j
+}
+
+/// Opens `image`, a crash or power-cut copy of the journal in `dir`: it
+/// recovers cleanly to exactly the records `first..next`.
+fn assert_image_recovers(dir: &Path, image: MemStorage, first: u64, next: u64, context: &str) {
+    let k = open_clean(dir, mem_options(Arc::new(image)), first, next, context);
+    assert_records(&read_all(&k), first, next);
+    k.close().unwrap();
+}
+
+/// Starts removing every segment before the active one on another thread
+/// and returns once that removal is held before its first segment.
+fn held_removal(
+    j: &Arc<Journal>,
+    fp: &Failpoints,
+) -> JoinHandle<tracejournal::Result<RemovedSegments>> {
+    fp.arm(names::SEGMENT_BEFORE_REMOVE, Action::Pause);
+    let remover = {
+        let j = j.clone();
+        std::thread::spawn(move || j.remove_segments_before(u64::MAX))
+    };
+    assert!(fp.wait_paused(names::SEGMENT_BEFORE_REMOVE, WAIT));
+    remover
 }
 
 fn removes_the_segments_before_an_lsn(env: Env) {
@@ -165,9 +210,7 @@ fn removing_segments_on_the_real_file_system() {
 
 #[test]
 fn active_segment_is_never_removed() {
-    let storage = MemStorage::new();
-    let env_dir = common::mem_dir();
-    let options = mem_options(Arc::new(storage.clone()));
+    let (storage, env_dir, options) = mem_journal();
     let (j, _) = Journal::open(&env_dir, options.clone()).unwrap();
     // A fresh journal: one segment, the active one.
     assert_eq!(j.remove_segments_before(u64::MAX).unwrap().segments, 0);
@@ -191,17 +234,14 @@ fn active_segment_is_never_removed() {
     fill(&j, 20);
     assert_records(&read_all(&j), active_first, 51);
     j.close().unwrap();
-    let (j, report) = Journal::open(&env_dir, options).unwrap();
-    assert_clean(&report);
-    assert_eq!((report.first_lsn, report.next_lsn), (active_first, 51));
-    j.close().unwrap();
+    open_clean(&env_dir, options, active_first, 51, "reopen")
+        .close()
+        .unwrap();
 }
 
 #[test]
 fn failed_removal_leaves_a_contiguous_suffix_and_does_not_poison() {
-    let storage = MemStorage::new();
-    let dir = common::mem_dir();
-    let options = mem_options(Arc::new(storage.clone()));
+    let (storage, dir, options) = mem_journal();
     let fp = options.failpoints.clone();
     let (j, _) = Journal::open(&dir, options.clone()).unwrap();
     fill(&j, 40);
@@ -211,12 +251,7 @@ fn failed_removal_leaves_a_contiguous_suffix_and_does_not_poison() {
 
     // Let the first removal through, fail the second: hold the first hit,
     // then re-arm the point with Fail (which also releases the held hit).
-    fp.arm(names::SEGMENT_BEFORE_REMOVE, Action::Pause);
-    let remover = {
-        let j = j.clone();
-        std::thread::spawn(move || j.remove_segments_before(u64::MAX))
-    };
-    assert!(fp.wait_paused(names::SEGMENT_BEFORE_REMOVE, WAIT));
+    let remover = held_removal(&j, &fp);
     fp.arm(
         names::SEGMENT_BEFORE_REMOVE,
         Action::Fail(io::ErrorKind::Other),
@@ -249,23 +284,16 @@ fn failed_removal_leaves_a_contiguous_suffix_and_does_not_poison() {
     assert_eq!(j.append(rec(41)).unwrap(), 41);
 
     // A crash now (the journal is not closed): the image opens cleanly.
-    let image = storage.snapshot();
-    let (k, report) = Journal::open(&dir, mem_options(Arc::new(image))).unwrap();
-    assert_clean(&report);
-    assert_eq!((report.first_lsn, report.next_lsn), (starts[1].1, 42));
-    assert_records(&read_all(&k), starts[1].1, 42);
-    k.close().unwrap();
+    assert_image_recovers(&dir, storage.snapshot(), starts[1].1, 42, "crash image");
 
     // Retrying finishes the job.
     let removed = j.remove_segments_before(u64::MAX).unwrap();
     assert_eq!(removed.segments, starts.len() - 2);
     assert_eq!(contiguous_numbers(&storage.names(&dir)), vec![last]);
     Arc::into_inner(j).unwrap().close().unwrap();
-    let (j, report) = Journal::open(&dir, options).unwrap();
-    assert_clean(&report);
-    assert_eq!(report.first_lsn, removed.first_lsn);
-    assert_eq!(report.next_lsn, 42);
-    j.close().unwrap();
+    open_clean(&dir, options, removed.first_lsn, 42, "reopen")
+        .close()
+        .unwrap();
 }
 
 /// A [`MemStorage`] that, while `armed`, logs segment removals and
@@ -378,25 +406,14 @@ fn power_cut_at_any_step_of_a_removal_leaves_a_contiguous_journal() {
         let numbers = contiguous_numbers(&names);
         let gone = (step / 2 + step % 2) as u64;
         assert_eq!(numbers.first(), Some(&(gone + 1)), "step {step}: {names:?}");
-        let (k, report) = Journal::open(&dir, mem_options(Arc::new(image)))
-            .unwrap_or_else(|e| panic!("step {step}: {e}"));
-        assert_clean(&report);
         let first = starts[gone as usize].1;
-        assert_eq!(
-            (report.first_lsn, report.next_lsn),
-            (first, 61),
-            "step {step}"
-        );
-        assert_records(&read_all(&k), first, 61);
-        k.close().unwrap();
+        assert_image_recovers(&dir, image, first, 61, &format!("step {step}"));
     }
 }
 
 #[test]
 fn appends_go_on_and_a_power_cut_is_harmless_while_a_removal_is_held() {
-    let storage = MemStorage::new();
-    let dir = common::mem_dir();
-    let options = mem_options(Arc::new(storage.clone()));
+    let (storage, dir, options) = mem_journal();
     let fp = options.failpoints.clone();
     let (j, _) = Journal::open(&dir, options).unwrap();
     fill(&j, 30);
@@ -406,12 +423,7 @@ fn appends_go_on_and_a_power_cut_is_harmless_while_a_removal_is_held() {
     let j = Arc::new(j);
     // The next removal is held before its first segment; appends (and the
     // rotation they cause) go through meanwhile.
-    fp.arm(names::SEGMENT_BEFORE_REMOVE, Action::Pause);
-    let remover = {
-        let j = j.clone();
-        std::thread::spawn(move || j.remove_segments_before(u64::MAX))
-    };
-    assert!(fp.wait_paused(names::SEGMENT_BEFORE_REMOVE, WAIT));
+    let remover = held_removal(&j, &fp);
     fill(&j, 10);
     let image = storage.crash_image(&mut Rng::new(7));
     fp.release(names::SEGMENT_BEFORE_REMOVE);
@@ -424,18 +436,12 @@ fn appends_go_on_and_a_power_cut_is_harmless_while_a_removal_is_held() {
 
     let numbers = contiguous_numbers(&image.names(&dir));
     assert_eq!(numbers[0], 2);
-    let (k, report) = Journal::open(&dir, mem_options(Arc::new(image))).unwrap();
-    assert_clean(&report);
-    assert_eq!((report.first_lsn, report.next_lsn), (starts[1].1, 41));
-    assert_records(&read_all(&k), starts[1].1, 41);
-    k.close().unwrap();
+    assert_image_recovers(&dir, image, starts[1].1, 41, "crash image");
 }
 
 #[test]
 fn removal_runs_concurrently_with_appends_and_rotation() {
-    let storage = MemStorage::new();
-    let dir = common::mem_dir();
-    let options = mem_options(Arc::new(storage.clone()));
+    let (storage, dir, options) = mem_journal();
     let (j, _) = Journal::open(&dir, options.clone()).unwrap();
     let j = Arc::new(j);
     let (acked_tx, acked_rx) = crossbeam_channel::unbounded();
@@ -475,10 +481,9 @@ fn removal_runs_concurrently_with_appends_and_rotation() {
         j.segment_bytes()
     );
     Arc::into_inner(j).unwrap().close().unwrap();
-    let (j, report) = Journal::open(&dir, options).unwrap();
-    assert_clean(&report);
-    assert_eq!((report.first_lsn, report.next_lsn), (first, 301));
-    j.close().unwrap();
+    open_clean(&dir, options, first, 301, "reopen")
+        .close()
+        .unwrap();
 }
 
 /// A reader in the middle of a segment that is removed under it finishes
@@ -506,9 +511,7 @@ fn reader_in_a_removed_segment_continues_into_the_next() {
 
 #[test]
 fn urgent_batch_is_contiguous_overtakes_queued_appends_and_is_durable() {
-    let storage = MemStorage::new();
-    let dir = common::mem_dir();
-    let options = mem_options(Arc::new(storage.clone()));
+    let (_, dir, options) = mem_journal();
     let fp = options.failpoints.clone();
     let (j, _) = Journal::open(&dir, options.clone()).unwrap();
     assert_eq!(j.append(rec(1)).unwrap(), 1);
@@ -559,9 +562,7 @@ fn urgent_batch_is_contiguous_overtakes_queued_appends_and_is_durable() {
 
 #[test]
 fn urgent_ticket_wait_timeout_gives_the_ticket_back_while_the_writer_is_held() {
-    let storage = MemStorage::new();
-    let dir = common::mem_dir();
-    let options = mem_options(Arc::new(storage));
+    let (_, dir, options) = mem_journal();
     let fp = options.failpoints.clone();
     let (j, _) = Journal::open(&dir, options).unwrap();
     assert_eq!(j.append(rec(1)).unwrap(), 1);

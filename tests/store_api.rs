@@ -3,21 +3,14 @@
 //! path with a stuck writer, `mark_all_open_crashed`, and a log that stays
 //! bounded under steady ingest into sessions that never end.
 
+mod common;
+
+use common::sessions::ReleaseOnDrop;
 use std::time::{Duration, Instant};
 use tracejournal::event::parse_line;
 use tracejournal::failpoint::{names, Action, Failpoints};
 use tracejournal::model::Status;
 use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
-
-/// Releases every failpoint when a test ends, even by a failed assertion,
-/// so the store's drop never waits on a paused thread.
-struct ReleaseOnDrop(Failpoints);
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        self.0.release_all();
-    }
-}
 
 fn ingest(store: &Store, line: &str) -> tracejournal::store::Ack {
     store.ingest(parse_line(line).unwrap()).unwrap()

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use tracejournal::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
 use tracejournal::{Journal, LogRecord, Options, RecoveryMode, RecoveryReport};
 
+pub mod sessions;
+
 /// Sector size of the power-cut model.
 pub const SECTOR: usize = 512;
 
