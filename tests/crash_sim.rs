@@ -73,7 +73,7 @@ fn tool(session: usize, call: &str) -> Event {
 /// Runs one workload; returns the model and the captured images.
 fn run(seed: u64) -> (Model, Vec<(u64, SimStorage)>) {
     let mut rng = SimRng::new(seed);
-    let storage = SimStorage::new().with_sector(if seed % 2 == 0 { 512 } else { 4096 });
+    let storage = SimStorage::new().with_sector(if seed.is_multiple_of(2) { 512 } else { 4096 });
     let (store, _) = Store::open(dir(), options(&storage)).unwrap();
     // Crash points spread over the run (its length is about 6 ops per
     // step; points past the end are taken at the end).
