@@ -434,8 +434,15 @@ impl Session {
         self.last_time = self.last_time.max(time);
     }
 
-    /// Applies a body; returns true if it changed anything.
+    /// Applies a body; returns true if it changed anything. Spans closed
+    /// by it become candidates for elision at once.
     fn apply_body(&mut self, time: u64, body: &Body) -> bool {
+        let changed = self.apply_body_inner(time, body);
+        self.elide();
+        changed
+    }
+
+    fn apply_body_inner(&mut self, time: u64, body: &Body) -> bool {
         match body {
             Body::SessionStart { metadata, resume } => {
                 self.start(time, metadata, *resume);
@@ -517,7 +524,14 @@ impl Session {
                     self.totals.tokens.add(&t);
                 }
                 if let Some(c) = totals_cost.filter(|c| c.is_finite()) {
-                    self.totals.cost += c;
+                    // Two finite costs can sum to infinity, which no JSON
+                    // (trace file or checkpoint) can hold: saturate.
+                    let sum = self.totals.cost + c;
+                    self.totals.cost = if sum.is_finite() {
+                        sum
+                    } else {
+                        f64::MAX.copysign(sum)
+                    };
                 }
             }
             Body::ToolCall {

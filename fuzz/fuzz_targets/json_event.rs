@@ -1,0 +1,7 @@
+//! The JSON event / hook payload parsers on arbitrary bytes: never panics;
+//! whatever parses validates, round-trips through the log encoding, and
+//! renders to canonical JSON.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    tracejournal::fuzzing::json_event(data);
+});
