@@ -93,7 +93,8 @@ fn session_model_corpus() {
     assert!(!seeds.is_empty());
     for (path, bytes) in &seeds {
         fuzzing::session_model(bytes);
-        // A flood applies thousands of entries: few mutations of those.
+        // A flood applies thousands of entries: few mutations of the seeds
+        // named `flood-*` (among them the fuzzer's finding that needs one).
         let flood = path
             .file_name()
             .unwrap()
@@ -348,8 +349,14 @@ fn generate_session_seeds() {
         (
             "flood-open-spans",
             // 5,100 typed spans left open in session "t": none may be
-            // elided, so the file holds 5,101.
-            vec![&start, &[15, 65, 1, 0x13, 0xeb], &checkpoint],
+            // elided, so the file holds 5,101; then a crash interrupts
+            // them all and they must be elided at once.
+            vec![
+                &start,
+                &[15, 65, 1, 0x13, 0xeb],
+                &checkpoint,
+                &[6, 1, 0, 10, 0, 0],
+            ],
         ),
         (
             "retries-and-replays",
