@@ -209,6 +209,12 @@ impl SimStorage {
         self.sim.lock().crash_at.push((op, seed));
     }
 
+    /// Cancels every crash image scheduled by [`SimStorage::crash_at`] that
+    /// has not been taken yet.
+    pub fn cancel_crashes(&self) {
+        self.sim.lock().crash_at.clear();
+    }
+
     /// The crash images taken by [`SimStorage::crash_at`], with their op
     /// numbers.
     pub fn captured(&self) -> Vec<(u64, SimStorage)> {
