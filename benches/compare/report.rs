@@ -332,3 +332,57 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cpus} CPUs ({model})")
 }
+
+/// The example Claude Code session: 48 raw hook payloads (276-2155 bytes),
+/// `SessionStart` first and `SessionEnd` last.
+pub const EXAMPLE_SESSION: &str = include_str!("../../examples/session.jsonl");
+
+/// The example session's id, replaced in every copy.
+const EXAMPLE_SESSION_ID: &str = "9b2e4c71-5f0a-4d3e-8c16-a7e2f94b0d58";
+
+/// The example session's subagent id, replaced in every repetition.
+const EXAMPLE_AGENT_ID: &str = "a4f19c2e7";
+
+/// Copy number `copy` of the example session as `events` (at least 2) hook
+/// payload lines: its `SessionStart`, its middle events repeated as often
+/// as needed, its `SessionEnd`. The copy gets its own session id (as long
+/// as the original, so payload sizes stay realistic); every repetition gets
+/// its own `tool_use_id`s and subagent id, distinct across copies too.
+pub fn example_session(copy: u64, events: usize) -> Vec<String> {
+    let lines: Vec<&str> = EXAMPLE_SESSION.lines().filter(|l| !l.is_empty()).collect();
+    let (first, rest) = lines.split_first().expect("a first line");
+    let (last, middle) = rest.split_last().expect("a last line");
+    let session = format!("9b2e4c71-5f0a-4d3e-8c16-{:012x}", copy % (1 << 48));
+    let copied = |line: &str, rep: usize| {
+        line.replace(EXAMPLE_SESSION_ID, &session)
+            .replace("\"toolu_01", &format!("\"toolu_{copy:x}r{rep}_"))
+            .replace(
+                EXAMPLE_AGENT_ID,
+                &format!("{EXAMPLE_AGENT_ID}{copy:x}r{rep}"),
+            )
+    };
+    let mut out = vec![copied(first, 0)];
+    let wanted = events.max(2) - 2;
+    out.extend((0..wanted).map(|i| copied(middle[i % middle.len()], i / middle.len())));
+    out.push(copied(last, 0));
+    out
+}
+
+/// `met` or `missed`, for an aim.
+pub fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "missed"
+    }
+}
+
+/// Bytes as MB (10^6) with one decimal.
+pub fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
+/// A duration in milliseconds with one decimal.
+pub fn millis(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
