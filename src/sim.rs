@@ -332,6 +332,52 @@ impl SimStorage {
         }
     }
 
+    /// An independent copy of the file system as it is now, everything
+    /// durable: what a killed process (not a power cut) leaves behind,
+    /// since the OS keeps every write and directory change.
+    pub fn snapshot(&self) -> SimStorage {
+        let sim = self.sim.lock();
+        let mut out = Sim {
+            next_inode: sim.next_inode,
+            ..Sim::default()
+        };
+        for (path, dir) in &sim.dirs {
+            for &ino in dir.current.values() {
+                if let Some(data) = sim.inodes.get(&ino) {
+                    let bytes = data.lock().current.clone();
+                    out.inodes.entry(ino).or_insert_with(|| {
+                        Arc::new(Mutex::new(Data {
+                            durable: bytes.clone(),
+                            current: bytes,
+                            pending: Vec::new(),
+                        }))
+                    });
+                }
+            }
+            out.dirs.insert(
+                path.clone(),
+                Dir {
+                    durable: dir.current.clone(),
+                    current: dir.current.clone(),
+                    log: Vec::new(),
+                },
+            );
+        }
+        SimStorage {
+            sim: Arc::new(Mutex::new(out)),
+            sector: self.sector,
+        }
+    }
+
+    /// Removes a file, durably (test fixtures). Panics if it is missing.
+    pub fn delete(&self, path: &Path) {
+        let mut sim = self.sim.lock();
+        let (dir, name) = split(path);
+        let d = sim.dirs.get_mut(&dir).expect("directory exists");
+        d.current.remove(&name).expect("file exists");
+        d.durable.remove(&name);
+    }
+
     /// A file's current bytes (for test assertions).
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let sim = self.sim.lock();

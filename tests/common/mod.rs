@@ -1,313 +1,94 @@
 //! Helpers shared by the integration tests.
 //!
-//! [`MemStorage`] is an in-memory [`Storage`]: the recovery sweeps below
-//! reopen a journal thousands of times, which on a real disk costs several
-//! fsyncs each. It keeps files as byte vectors, so "copy the journal
-//! directory" is [`MemStorage::snapshot`]. The engine reaches the file
-//! system only through `Storage` (src/storage.rs), so recovery sees exactly
-//! what it would see on disk. A few cases of each sweep also run on the real
-//! file system.
-//!
-//! It also models a power cut: each file remembers what its last sync made
-//! durable and which writes came after, and [`MemStorage::crash_image`]
-//! keeps a random subset of the 512-byte sectors those writes touched.
-//! (Directory operations are taken as durable at once: the tests using it
-//! are about file contents.)
+//! [`MemStorage`] is the simulated disk of src/sim.rs ([`SimStorage`]) with
+//! fixture helpers: the recovery sweeps reopen a journal thousands of
+//! times, which on a real disk costs several fsyncs each. "Copy the journal
+//! directory" is [`MemStorage::snapshot`]; a power cut is
+//! [`MemStorage::crash_image`] (lost unsynced sectors, forgotten unsynced
+//! directory changes). The engine reaches the file system only through
+//! `Storage` (src/storage.rs), so recovery sees exactly what it would see
+//! on disk. A few cases of each sweep also run on the real file system.
 
 #![allow(dead_code)]
 
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tracejournal::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
+use tracejournal::sim::{SimRng, SimStorage};
+use tracejournal::storage::{DirLock, OpenMode, Storage, StorageFile};
 use tracejournal::{Journal, LogRecord, Options, RecoveryMode, RecoveryReport};
 
 pub mod sessions;
 
-/// Sector size of the power-cut model.
-pub const SECTOR: usize = 512;
-
-#[derive(Default)]
-struct FileData {
-    /// What reads see.
-    current: Vec<u8>,
-    /// What the last sync made durable.
-    durable: Vec<u8>,
-    /// Byte ranges written since the last sync.
-    pending: Vec<(usize, usize)>,
-}
-
-impl FileData {
-    fn settled(bytes: Vec<u8>) -> FileData {
-        FileData {
-            durable: bytes.clone(),
-            current: bytes,
-            pending: Vec::new(),
-        }
-    }
-
-    fn sync(&mut self) {
-        self.durable.resize(self.current.len(), 0);
-        for (from, to) in self.pending.drain(..) {
-            let to = to.min(self.current.len());
-            if from < to {
-                self.durable[from..to].copy_from_slice(&self.current[from..to]);
-            }
-        }
-    }
-}
-
-type Bytes = Arc<Mutex<FileData>>;
-
-#[derive(Default)]
-struct Fs {
-    files: BTreeMap<PathBuf, Bytes>,
-    locks: HashSet<PathBuf>,
-}
-
-/// An in-memory file system. Clones share the same files.
-#[derive(Clone, Default)]
-pub struct MemStorage {
-    fs: Arc<Mutex<Fs>>,
-}
-
-impl std::fmt::Debug for MemStorage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let fs = self.fs.lock();
-        f.debug_struct("MemStorage")
-            .field("files", &fs.files.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-struct MemFile {
-    bytes: Bytes,
-    writable: bool,
-}
-
-struct MemLock {
-    fs: Arc<Mutex<Fs>>,
-    path: PathBuf,
-}
-
-impl DirLock for MemLock {}
-
-impl Drop for MemLock {
-    fn drop(&mut self) {
-        self.fs.lock().locks.remove(&self.path);
-    }
-}
-
-impl StorageFile for MemFile {
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        if !self.writable {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "file opened read-only",
-            ));
-        }
-        let mut f = self.bytes.lock();
-        let end = offset as usize + buf.len();
-        if f.current.len() < end {
-            f.current.resize(end, 0);
-        }
-        f.current[offset as usize..end].copy_from_slice(buf);
-        f.pending.push((offset as usize, end));
-        Ok(())
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let b = &self.bytes.lock().current;
-        let end = offset as usize + buf.len();
-        if end > b.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "read past the end",
-            ));
-        }
-        buf.copy_from_slice(&b[offset as usize..end]);
-        Ok(())
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.bytes.lock().sync();
-        Ok(())
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        self.bytes.lock().sync();
-        Ok(())
-    }
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().current.len() as u64)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut f = self.bytes.lock();
-        f.current.resize(len as usize, 0);
-        let l = f.current.len();
-        f.pending.push((0, l));
-        Ok(())
-    }
-    fn map(&self) -> io::Result<ReadMap> {
-        let f = self.bytes.lock();
-        Ok(ReadMap::from_owned(Arc::from(f.current.as_slice())))
-    }
-}
-
-fn not_found(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{} not found", path.display()),
-    )
-}
-
-impl Storage for MemStorage {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
-        let mut fs = self.fs.lock();
-        let bytes = match mode {
-            OpenMode::Read | OpenMode::ReadWrite => {
-                fs.files.get(path).cloned().ok_or_else(|| not_found(path))?
-            }
-            OpenMode::CreateNew => {
-                if fs.files.contains_key(path) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        format!("{} exists", path.display()),
-                    ));
-                }
-                let b = Bytes::default();
-                fs.files.insert(path.to_path_buf(), b.clone());
-                b
-            }
-        };
-        Ok(Box::new(MemFile {
-            bytes,
-            writable: mode != OpenMode::Read,
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut fs = self.fs.lock();
-        let b = fs.files.remove(from).ok_or_else(|| not_found(from))?;
-        fs.files.insert(to.to_path_buf(), b);
-        Ok(())
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        let mut fs = self.fs.lock();
-        fs.files
-            .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| not_found(path))
-    }
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
-        Ok(())
-    }
-    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
-        Ok(())
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let fs = self.fs.lock();
-        let mut names: Vec<String> = fs
-            .files
-            .keys()
-            .filter(|p| p.parent() == Some(dir))
-            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
-        let mut fs = self.fs.lock();
-        if !fs.locks.insert(path.to_path_buf()) {
-            return Err(io::Error::new(io::ErrorKind::WouldBlock, "locked"));
-        }
-        Ok(Box::new(MemLock {
-            fs: self.fs.clone(),
-            path: path.to_path_buf(),
-        }))
-    }
-}
+/// The simulated disk ([`SimStorage`], src/sim.rs) with the fixture
+/// helpers the byte-level tests use. Clones share the same files.
+#[derive(Clone, Debug, Default)]
+pub struct MemStorage(pub SimStorage);
 
 impl MemStorage {
     /// A new, empty file system.
     pub fn new() -> MemStorage {
-        MemStorage::default()
+        MemStorage(SimStorage::new())
     }
 
-    /// A deep copy: an independent file system holding the same bytes.
-    /// Locks are not copied.
+    /// A deep copy: an independent file system holding the same bytes and
+    /// names (what a killed process leaves). Locks are not copied.
     pub fn snapshot(&self) -> MemStorage {
-        let fs = self.fs.lock();
-        let files = fs
-            .files
-            .iter()
-            .map(|(p, b)| {
-                let bytes = b.lock().current.clone();
-                (p.clone(), Arc::new(Mutex::new(FileData::settled(bytes))))
-            })
-            .collect();
-        MemStorage {
-            fs: Arc::new(Mutex::new(Fs {
-                files,
-                locks: HashSet::new(),
-            })),
-        }
+        MemStorage(self.0.snapshot())
     }
 
     /// What a power cut right now could leave: every file as its last sync
-    /// left it, plus a random subset of the sectors written since (each
-    /// kept sector holds its latest bytes).
+    /// left it plus a random subset of the sectors written since, and a
+    /// random prefix of the directory changes made since the last
+    /// directory sync ([`SimStorage::crash_image`]).
     pub fn crash_image(&self, rng: &mut Rng) -> MemStorage {
-        let fs = self.fs.lock();
-        let files = fs
-            .files
-            .iter()
-            .map(|(p, b)| {
-                let f = b.lock();
-                let mut image = f.durable.clone();
-                image.resize(f.current.len().max(image.len()), 0);
-                for &(from, to) in &f.pending {
-                    let mut sector = from / SECTOR * SECTOR;
-                    while sector < to {
-                        let end = (sector + SECTOR).min(f.current.len());
-                        if sector < end && rng.below(2) == 0 {
-                            image[sector..end].copy_from_slice(&f.current[sector..end]);
-                        }
-                        sector += SECTOR;
-                    }
-                }
-                (p.clone(), Arc::new(Mutex::new(FileData::settled(image))))
-            })
-            .collect();
-        MemStorage {
-            fs: Arc::new(Mutex::new(Fs {
-                files,
-                locks: HashSet::new(),
-            })),
-        }
+        MemStorage(self.0.crash_image(&mut SimRng::new(rng.next_u64())))
     }
 
     /// The bytes of a file.
     pub fn read(&self, path: &Path) -> Vec<u8> {
-        let fs = self.fs.lock();
-        let b = fs.files.get(path).unwrap_or_else(|| panic!("{path:?}"));
-        let v = b.lock().current.clone();
-        v
+        self.0
+            .read(path)
+            .unwrap_or_else(|e| panic!("{path:?}: {e}"))
     }
 
-    /// Replaces the bytes of a file (creating it).
+    /// Replaces the bytes of a file (creating it), durably.
     pub fn write(&self, path: &Path, bytes: &[u8]) {
-        let mut fs = self.fs.lock();
-        let b = fs.files.entry(path.to_path_buf()).or_default().clone();
-        *b.lock() = FileData::settled(bytes.to_vec());
+        self.0.put(path, bytes);
     }
 
-    /// Removes a file.
+    /// Removes a file, durably.
     pub fn delete(&self, path: &Path) {
-        self.fs.lock().files.remove(path).expect("file exists");
+        self.0.delete(path);
     }
 
     /// The names of the files in `dir`, sorted.
     pub fn names(&self, dir: &Path) -> Vec<String> {
         self.list(dir).unwrap()
+    }
+}
+
+impl Storage for MemStorage {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>> {
+        self.0.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.0.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.0.sync_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.0.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.0.list(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn DirLock>> {
+        self.0.lock(path)
     }
 }
 
