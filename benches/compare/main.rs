@@ -26,6 +26,7 @@ mod appends;
 mod many;
 mod recovery;
 mod report;
+mod systems;
 mod traces;
 
 use report::{Config, Progress, Section};
