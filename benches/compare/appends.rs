@@ -721,9 +721,12 @@ fn section(workload: &Workload, plan: &Plan, mut rows: Vec<Row>) -> Section {
 
 /// What was measured, above the table.
 fn intro(workload: &Workload, plan: &Plan) -> String {
-    let (low, high) = workload.size_range();
+    let sizes = match workload.size_range() {
+        (low, high) if low == high => format!("{low} bytes each"),
+        (low, high) => format!("{low}-{high} bytes"),
+    };
     format!(
-        "Each appender replays a session of {} hook payloads ({low}-{high} bytes; fresh \
+        "Each appender replays a session of {} hook payloads ({sizes}; fresh \
          session and tool ids every replay; the same bytes for every system) and waits for \
          each acknowledgement before its next event. Per configuration: a fresh directory \
          under the target dir; before the clock, the system opened, its background \
