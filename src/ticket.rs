@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::Lsn;
 use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,39 @@ use std::time::{Duration, Instant};
 struct Slot {
     result: Mutex<Option<Result<Lsn, Arc<Error>>>>,
     ready: Condvar,
+    /// Set (after `result`) when resolved: what a spinning waiter watches.
+    done: AtomicBool,
+}
+
+/// How long a lone waiter spins before it sleeps on the condition
+/// variable. Waking a sleeping thread costs tens of microseconds on a VM
+/// (a futex wake and a reschedule), a third of an `fdatasync` on a fast
+/// disk; a waiter that is still running sees the ack at once. Longer than
+/// a typical `fdatasync`, short enough that a slow disk costs a bounded
+/// amount of CPU per append.
+const SPIN_LIMIT: Duration = Duration::from_micros(250);
+
+/// Appenders blocked in [`Ticket::wait`], in this process. Only a lone
+/// waiter spins: with company, the group commit amortises the wake-up, and
+/// spinning threads would take the CPU the writer needs (on 2 cores, 64
+/// spinners cut throughput 5x).
+static WAITERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a waiter for as long as it lives.
+struct Waiting;
+
+impl Waiting {
+    /// Registers a waiter; true if it is the only one.
+    fn enter() -> (Waiting, bool) {
+        let alone = WAITERS.fetch_add(1, Ordering::Relaxed) == 0;
+        (Waiting, alone)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITERS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The writer's side: resolves the ticket exactly once. If it is dropped
@@ -66,6 +100,7 @@ impl Completer {
         let mut guard = slot.result.lock();
         debug_assert!(guard.is_none(), "a ticket is resolved once");
         *guard = Some(result);
+        slot.done.store(true, Ordering::Release);
         // Wake while holding the lock: the waiter cannot miss it, and the
         // lock is released right after, once.
         slot.ready.notify_one();
@@ -83,6 +118,10 @@ impl Drop for Completer {
 impl Ticket {
     /// Blocks until the append is acknowledged; returns its (first) LSN.
     pub fn wait(self) -> Result<Lsn> {
+        let (_waiting, alone) = Waiting::enter();
+        if alone {
+            self.spin(SPIN_LIMIT);
+        }
         let mut slot = self.slot.result.lock();
         while slot.is_none() {
             self.slot.ready.wait(&mut slot);
@@ -90,6 +129,14 @@ impl Ticket {
         match slot.take().expect("resolved") {
             Ok(lsn) => Ok(lsn),
             Err(e) => Err(e.duplicate()),
+        }
+    }
+
+    /// Busy-waits until resolved or `limit` has passed.
+    fn spin(&self, limit: Duration) {
+        let start = Instant::now();
+        while !self.slot.done.load(Ordering::Acquire) && start.elapsed() < limit {
+            std::hint::spin_loop();
         }
     }
 
