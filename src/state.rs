@@ -157,6 +157,11 @@ struct Sequencer {
     /// What applying each batch did, by first LSN, until its appender
     /// collects it.
     done: HashMap<Lsn, Vec<Applied>>,
+    /// The appenders asleep until their batch is applied, by first LSN:
+    /// each is woken alone when its batch is, not with everyone at every
+    /// drain (64 appenders all woken per drain spent a third of the Store's
+    /// time in futex wake-ups on 2 cores).
+    sleeping: HashMap<Lsn, Arc<Condvar>>,
 }
 
 /// The sessions, the sequencer that feeds them, and who hears of changes.
@@ -206,11 +211,16 @@ impl LiveState {
         let mut seq = self.sequencer.lock();
         seq.parked.insert(first, entries);
         self.drain(&mut seq, now);
+        if let Some(done) = seq.done.remove(&first) {
+            return done;
+        }
+        let wake = Arc::new(Condvar::new());
+        seq.sleeping.insert(first, wake.clone());
         loop {
+            wake.wait(&mut seq);
             if let Some(done) = seq.done.remove(&first) {
                 return done;
             }
-            self.applied.wait(&mut seq);
         }
     }
 
@@ -224,9 +234,13 @@ impl LiveState {
             };
             let results = self.apply_now(next, &entries, now);
             seq.done.insert(next, results);
+            if let Some(wake) = seq.sleeping.remove(&next) {
+                wake.notify_one();
+            }
             any = true;
         }
         if any {
+            // `wait_applied` callers (flush, close).
             self.applied.notify_all();
         }
     }
