@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::sessions::{tool, KillOnDrop};
+use common::sessions::{sim_options, tool, KillOnDrop};
 use common::{options_with, placements, read_all, Placement, Rng};
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Write};
@@ -23,12 +23,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::clock::Clock;
 use tracejournal::failpoint::{names, Action};
 use tracejournal::segment;
 use tracejournal::sim::{Op, SimRng, SimStorage};
 use tracejournal::storage::Storage;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::store::{Store, StoreOptions};
 use tracejournal::{Durability, Error, Journal, Record, RecoveryMode, Ticket};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -574,15 +573,7 @@ fn s20_full_disk_on_segment_creation_errors_corrupts_nothing_and_reopens() {
 }
 
 fn store_options(storage: &SimStorage) -> StoreOptions {
-    let (clock, _) = Clock::manual(1_700_000_000_000);
-    let mut o = StoreOptions {
-        clock,
-        orphans: OrphanPolicy::KeepOpen,
-        checkpoint_bytes: u64::MAX,
-        ..StoreOptions::default()
-    };
-    o.journal = options_with(Arc::new(storage.clone()), RecoveryMode::TolerateTornTail);
-    o
+    sim_options(storage)
 }
 
 fn traces(storage: &SimStorage) -> Vec<String> {

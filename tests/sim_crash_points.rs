@@ -11,17 +11,16 @@
 
 mod common;
 
-use common::sessions::{state_tool_ids, tool};
+use common::sessions::{sim_options, state_tool_ids, tool};
 use common::{options_with, read_all};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tracejournal::clock::Clock;
 use tracejournal::model::Status;
 use tracejournal::names;
 use tracejournal::segment;
 use tracejournal::sim::{SimRng, SimStorage};
 use tracejournal::storage::Storage;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::store::{Store, StoreOptions};
 use tracejournal::{Durability, Journal, Record, RecoveryMode};
 
 /// More crash points than any procedure here has storage operations; the
@@ -144,14 +143,7 @@ fn crash_at_every_op_through_segment_rotations_loses_nothing() {
 // ---------------------------------------------------------------------------
 
 fn store_options(storage: &SimStorage) -> StoreOptions {
-    let (clock, _) = Clock::manual(1_700_000_000_000);
-    let mut o = StoreOptions {
-        clock,
-        orphans: OrphanPolicy::KeepOpen,
-        checkpoint_bytes: u64::MAX,
-        ..StoreOptions::default()
-    };
-    o.journal = options_with(Arc::new(storage.clone()), RecoveryMode::TolerateTornTail);
+    let mut o = sim_options(storage);
     o.journal.segment_size = 16 << 10;
     o
 }

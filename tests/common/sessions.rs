@@ -12,7 +12,8 @@ use tracejournal::clock::{Clock, ManualClock};
 use tracejournal::event::{hook_event, Body, EndStatus, Event, JsonText};
 use tracejournal::failpoint::Failpoints;
 use tracejournal::model::Session;
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::sim::SimStorage;
+use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
 use tracejournal::RecoveryMode;
 
 /// The debounce of [`manual_options`], in ms.
@@ -38,6 +39,21 @@ pub fn mem_options(mem: &MemStorage) -> (StoreOptions, Arc<ManualClock>) {
     let (mut options, manual) = manual_options();
     options.journal = options_with(Arc::new(mem.clone()), RecoveryMode::TolerateTornTail);
     (options, manual)
+}
+
+/// Store options on the simulated disk `storage` (small segments), with a
+/// manual clock, orphans kept open and no automatic checkpoint: the
+/// bad-disk and crash-point tests decide when anything happens.
+pub fn sim_options(storage: &SimStorage) -> StoreOptions {
+    let (clock, _) = Clock::manual(1_700_000_000_000);
+    let mut o = StoreOptions {
+        clock,
+        orphans: OrphanPolicy::KeepOpen,
+        checkpoint_bytes: u64::MAX,
+        ..StoreOptions::default()
+    };
+    o.journal = options_with(Arc::new(storage.clone()), RecoveryMode::TolerateTornTail);
+    o
 }
 
 /// Releases every failpoint when dropped. Declared after the store, it is
