@@ -159,8 +159,8 @@ struct Sequencer {
     done: HashMap<Lsn, Vec<Applied>>,
     /// The appenders asleep until their batch is applied, by first LSN:
     /// each is woken alone when its batch is, not with everyone at every
-    /// drain (64 appenders all woken per drain spent a third of the Store's
-    /// time in futex wake-ups on 2 cores).
+    /// drain (with 64 appenders on 2 cores, a `perf` profile put about 29 %
+    /// of the Store's samples in that wake-up and re-check).
     sleeping: HashMap<Lsn, Arc<Condvar>>,
 }
 

@@ -26,8 +26,9 @@ const SPIN_LIMIT: Duration = Duration::from_micros(250);
 
 /// Appenders blocked in [`Ticket::wait`], in this process. Only a lone
 /// waiter spins: with company, the group commit amortises the wake-up, and
-/// spinning threads would take the CPU the writer needs (on 2 cores, 64
-/// spinners cut throughput 5x).
+/// spinning threads would take the CPU the writer needs (on 2 cores, one
+/// noisy `append` bench run with every waiter spinning gave 2,768 events/s
+/// at 64 appenders, against 10,707 without spinning in the same period).
 static WAITERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts a waiter for as long as it lives.
