@@ -688,13 +688,25 @@ impl Session {
         };
         let s = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
         let agent = s("agent_id");
+        if name != "SessionStart"
+            && (self.metadata.agent.is_none() || self.metadata.provider_id.is_none())
+        {
+            // A session first seen after its `SessionStart` (the agent ran
+            // before the store did): the same identity from any hook. Only
+            // `SessionStart`'s `agent_type` names the session's agent;
+            // elsewhere it names a subagent.
+            let mut found = Metadata::default();
+            hook_agent_and_provider(&obj, &self.metadata, &mut found);
+            merge_metadata(&mut self.metadata, &found);
+        }
         match name {
             "SessionStart" => {
-                let metadata = Metadata {
+                let mut metadata = Metadata {
                     model: s("model"),
                     agent: s("agent_type"),
                     ..Metadata::default()
                 };
+                hook_agent_and_provider(&obj, &self.metadata, &mut metadata);
                 self.start(time, &metadata, s("source").as_deref() == Some("resume"));
                 let attrs = pick(
                     &obj,
@@ -723,19 +735,41 @@ impl Session {
                     self.metadata.title = Some(cut_chars(line.trim(), 80));
                 }
                 self.turns += 1;
-                let id = self.unique_id(&format!("turn-{}", self.turns));
-                let parent = self.parent_for(None, None);
+                // The prompt: a zero-length leaf under the root.
+                let id = self.unique_id(&format!("prompt-{}", self.turns));
                 let mut span = Span::new(
                     id,
-                    Some(parent),
+                    Some("root".into()),
                     "user-message".into(),
                     "user-message",
                     time,
                 );
+                span.end = Some(time);
                 span.input = Some(JsonText::canonical(&Value::String(cut_chars(
                     &prompt,
                     MAX_USER_MESSAGE_CHARS,
                 ))));
+                self.push_span(span);
+                // The turn: a generation under the root that parents the
+                // turn's tool calls and, at `Stop`, carries the assistant's
+                // last message (the hook protocol shows no model calls, so
+                // the turn stands for them).
+                let id = self.unique_id(&format!("turn-{}", self.turns));
+                let mut span = Span::new(
+                    id.clone(),
+                    Some("root".into()),
+                    format!("generation-{id}"),
+                    "generation",
+                    time,
+                );
+                if self.metadata.model.is_some() {
+                    span.model = Some(ModelRef {
+                        model_id: self.metadata.model.clone(),
+                        provider_id: self.metadata.provider_id.clone(),
+                        variant: self.metadata.variant.clone(),
+                    });
+                }
+                self.totals.generations += 1;
                 let seq = self.push_span(span);
                 self.turn = Some(seq);
             }
@@ -789,7 +823,10 @@ impl Session {
                 }
             }
             "Stop" | "StopFailure" => {
-                let output = obj.get("last_assistant_message").map(JsonText::canonical);
+                let output = obj.get("last_assistant_message").map(|v| match v {
+                    Value::String(_) => JsonText::canonical(v),
+                    other => JsonText::canonical(&Value::String(JsonText::canonical(other).0)),
+                });
                 if name == "Stop" {
                     self.close_turn(time, output, EndStatus::Ok, None);
                 } else {
@@ -954,9 +991,19 @@ impl Session {
         let Some(seq) = self.turn.take() else {
             return;
         };
+        // Without the assistant's message, the turn's output names its
+        // tool calls, as the frontends' own files do.
+        let output = output.or_else(|| self.turn_tool_calls(seq));
         if let Some(span) = self.span_mut(seq) {
             if span.end.is_none() {
                 span.end = Some(time.max(span.start));
+                span.finish_reason = Some(
+                    match status {
+                        EndStatus::Ok => "stop",
+                        EndStatus::Error => "error",
+                    }
+                    .to_string(),
+                );
                 span.status = status;
                 span.message = message;
                 if output.is_some() {
@@ -964,6 +1011,23 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// `[tool calls: a, b]` for the kept tool spans under the turn span
+    /// `seq`, or `None` if it has none.
+    fn turn_tool_calls(&self, seq: u64) -> Option<JsonText> {
+        let id = &self.spans.get(&seq)?.span_id;
+        let names: Vec<&str> = self
+            .spans
+            .range(seq + 1..)
+            .filter(|(_, s)| s.kind == "tool" && s.parent.as_ref() == Some(id))
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        let text = format!("[tool calls: {}]", names.join(", "));
+        Some(JsonText::canonical(&Value::String(text)))
     }
 
     /// The parent span id for a new span: the named client span, else the
@@ -1048,6 +1112,58 @@ fn merge_metadata(into: &mut Metadata, from: &Metadata) {
         version,
         tags
     );
+}
+
+/// Fills `metadata.agent` and `metadata.providerId` of a hook session
+/// from what its `SessionStart` payload shows, where neither the payload
+/// nor the session already says (`current`):
+///
+/// - `agent`: the payload's `agent_type` (set inside subagents), else
+///   `claude-code` when `transcript_path` lies in Claude Code's transcript
+///   store (`/.claude/projects/`); other agents stay unnamed ("default").
+/// - `providerId`: the provider a model family implies (`claude-*`:
+///   `anthropic`, `gpt-*`/`o1`/`o3`/`o4`/`codex-*`: `openai`, `gemini-*`:
+///   `google`); without a model, `anthropic` for Claude Code.
+fn hook_agent_and_provider(
+    obj: &serde_json::Map<String, Value>,
+    current: &Metadata,
+    metadata: &mut Metadata,
+) {
+    let claude_code = obj
+        .get("transcript_path")
+        .and_then(Value::as_str)
+        .is_some_and(|p| p.replace('\\', "/").contains("/.claude/projects/"));
+    if metadata.agent.is_none() && current.agent.is_none() && claude_code {
+        metadata.agent = Some("claude-code".into());
+    }
+    if current.provider_id.is_none() {
+        let model = metadata.model.as_deref().or(current.model.as_deref());
+        metadata.provider_id = match model {
+            Some(m) => provider_of_model(m).map(str::to_string),
+            None if claude_code => Some("anthropic".into()),
+            None => None,
+        };
+    }
+}
+
+/// The provider a model id's family implies, if it is a known one.
+fn provider_of_model(model: &str) -> Option<&'static str> {
+    let m = model.to_ascii_lowercase();
+    let m = m.rsplit('/').next().unwrap_or(&m);
+    if m.starts_with("claude") {
+        Some("anthropic")
+    } else if m.starts_with("gpt-")
+        || m.starts_with("codex")
+        || ["o1", "o3", "o4"]
+            .iter()
+            .any(|p| m == *p || m.starts_with(&format!("{p}-")))
+    {
+        Some("openai")
+    } else if m.starts_with("gemini") {
+        Some("google")
+    } else {
+        None
+    }
 }
 
 fn merge_object(into: &mut BTreeMap<String, JsonText>, object: Option<&JsonText>) {
@@ -1225,14 +1341,55 @@ mod tests {
         assert_eq!(s.metadata.title.as_deref(), Some("fix the bug"));
         let spans: Vec<_> = s.spans.values().collect();
         let kinds: Vec<_> = spans.iter().map(|s| s.kind.as_str()).collect();
-        assert_eq!(kinds, ["session", "user-message", "tool", "span"]);
-        let tool = spans[2];
-        assert_eq!(tool.parent.as_deref(), Some("turn-1"));
+        assert_eq!(
+            kinds,
+            ["session", "user-message", "generation", "tool", "span"]
+        );
+        let (prompt, turn, tool) = (spans[1], spans[2], spans[3]);
+        assert_eq!(prompt.parent.as_deref(), Some("root"));
+        assert_eq!(prompt.end, Some(prompt.start), "the prompt is a leaf");
+        assert_eq!(prompt.input.as_ref().unwrap().0, "\"fix the bug\"");
+        assert_eq!(turn.parent.as_deref(), Some("root"));
+        assert_eq!(turn.name, format!("generation-{}", turn.span_id));
+        assert_eq!(
+            tool.parent.as_deref(),
+            Some(turn.span_id.as_str()),
+            "a hook turn's tool call hangs under the turn's generation"
+        );
         assert_eq!(tool.tool.as_ref().unwrap().duration_ms, Some(7));
         assert_eq!(tool.output.as_ref().unwrap().0, "\"ok\"");
-        assert!(spans[1].end.is_some(), "Stop closes the turn");
-        assert_eq!(spans[3].name, "Notification");
+        assert!(turn.end.is_some(), "Stop closes the turn");
+        assert_eq!(turn.output.as_ref().unwrap().0, "\"done\"");
+        assert_eq!(turn.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(turn.model.as_ref().unwrap().model_id.as_deref(), Some("m1"));
+        assert_eq!(spans[4].name, "Notification");
         assert_eq!(s.totals.tool_calls, 1);
+        assert_eq!(s.totals.generations, 1);
+    }
+
+    #[test]
+    fn hook_sessions_name_their_agent_and_provider() {
+        let state = apply_lines(&[
+            r#"{"session_id":"c","transcript_path":"/home/u/.claude/projects/-x/c.jsonl","hook_event_name":"SessionStart","source":"startup","model":"claude-sonnet-4-5-20250929"}"#,
+            r#"{"session_id":"n","transcript_path":"/home/u/.claude/projects/-x/n.jsonl","hook_event_name":"SessionStart","source":"startup"}"#,
+            r#"{"session_id":"g","hook_event_name":"SessionStart","model":"gpt-5-codex"}"#,
+            r#"{"session_id":"u","hook_event_name":"SessionStart","model":"some-local-model"}"#,
+            r#"{"session_id":"late","transcript_path":"/home/u/.claude/projects/-x/l.jsonl","hook_event_name":"PreToolUse","tool_name":"Read","tool_use_id":"t","agent_type":"Explore"}"#,
+        ]);
+        let meta = |id: &str| {
+            let m = &state.get(id).unwrap().metadata;
+            (m.agent.clone(), m.provider_id.clone())
+        };
+        let some = |a: &str| Some(a.to_string());
+        assert_eq!(meta("c"), (some("claude-code"), some("anthropic")));
+        assert_eq!(meta("n"), (some("claude-code"), some("anthropic")));
+        assert_eq!(meta("g"), (None, some("openai")));
+        assert_eq!(meta("u"), (None, None), "no guess for an unknown model");
+        assert_eq!(
+            meta("late"),
+            (some("claude-code"), some("anthropic")),
+            "a subagent's agent_type does not name the session's agent"
+        );
     }
 
     #[test]

@@ -230,7 +230,11 @@ fn span_obj(span: &Span) -> Obj<'_> {
         o.json("input", input);
     }
     if let Some(output) = &span.output {
-        o.json("output", output);
+        if span.kind == "generation" {
+            o.str("output", &generation_output(output));
+        } else {
+            o.json("output", output);
+        }
     }
     if !span.attributes.is_empty() {
         let mut a = Obj::default();
@@ -241,6 +245,46 @@ fn span_obj(span: &Span) -> Obj<'_> {
         o.raw("attributes", a.finish());
     }
     o
+}
+
+/// A generation's `output` as the string frontends print (they show
+/// `String(output)`, so an object would read `[object Object]`): a JSON
+/// string as is; an object's `text` (or `content`) string; an object's
+/// `tool_calls` array of named calls as `[tool calls: a, b]`; anything
+/// else as its JSON text.
+pub fn generation_output(output: &JsonText) -> String {
+    let value = match output.parse() {
+        Ok(v) => v,
+        Err(_) => return output.0.clone(),
+    };
+    match &value {
+        serde_json::Value::String(s) => return s.clone(),
+        serde_json::Value::Object(obj) => {
+            for key in ["text", "content"] {
+                if let Some(serde_json::Value::String(s)) = obj.get(key) {
+                    return s.clone();
+                }
+            }
+            for key in ["tool_calls", "toolCalls"] {
+                if let Some(serde_json::Value::Array(calls)) = obj.get(key) {
+                    let names: Vec<&str> = calls
+                        .iter()
+                        .filter_map(|c| {
+                            c.get("name")
+                                .or_else(|| c.get("tool_name"))
+                                .or_else(|| c.get("tool"))
+                                .and_then(serde_json::Value::as_str)
+                        })
+                        .collect();
+                    if !names.is_empty() {
+                        return format!("[tool calls: {}]", names.join(", "));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    output.0.clone()
 }
 
 fn model(m: &ModelRef) -> String {
@@ -303,7 +347,7 @@ fn top_tools(s: &Session) -> String {
             let mut o = Obj::default();
             o.str("name", name);
             o.u64("count", count);
-            o.u64("durationMs", dur);
+            o.u64("totalDuration", dur);
             o.finish()
         })
         .collect();
@@ -317,8 +361,12 @@ fn loops(s: &Session) -> String {
         .map(|l| {
             let mut o = Obj::default();
             o.str("tool", &l.tool);
+            o.str("inputHash", &format!("{:016x}", l.input_hash));
             o.u64("count", l.count);
-            o.str("input", &l.input_preview);
+            o.str(
+                "description",
+                &format!("{} called {} times with the same input", l.tool, l.count),
+            );
             o.finish()
         })
         .collect();

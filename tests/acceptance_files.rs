@@ -131,7 +131,7 @@ fn file_bytes(store: &Store, id: &str) -> Vec<u8> {
 }
 
 fn file_json(store: &Store, id: &str) -> Value {
-    serde_json::from_slice(&file_bytes(store, id)).unwrap()
+    common::schema::trace_json(&file_bytes(store, id))
 }
 
 /// Names in a directory.
@@ -198,6 +198,7 @@ fn s13_readers_never_see_a_partial_file_and_close_leaves_no_temp() {
                 let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                     panic!("partial or invalid file ({} bytes): {e}", bytes.len())
                 });
+                common::schema::validate_trace(&v);
                 assert_eq!(v["sessionId"], "reader/race");
                 let calls = v["summary"]["totalToolCalls"].as_u64().unwrap();
                 assert!(calls >= last, "the file went back: {last} -> {calls}");

@@ -102,14 +102,14 @@ fn tool_call(session: &str, time: u64, call: &str) -> Event {
 
 /// The trace file of `id`, parsed, from `storage`.
 fn mem_file(storage: &MemStorage, store: &Store, id: &str) -> Value {
-    serde_json::from_slice(&storage.read(&store.trace_path(id))).unwrap()
+    common::schema::trace_json(&storage.read(&store.trace_path(id)))
 }
 
 /// The trace file of `id`, parsed, from the real file system.
 fn fs_file(store: &Store, id: &str) -> Value {
     let path = store.trace_path(id);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap()
+    common::schema::trace_json(&bytes)
 }
 
 /// The span of `file` whose `tool.callId` is `call`.
@@ -269,7 +269,7 @@ fn s10_orphans_of_a_dead_process_are_marked_crashed_durably() {
         for id in ORPHANS {
             let path = store.trace_path(id);
             for disk in [&image, &after_open] {
-                let file: Value = serde_json::from_slice(&disk.read(&path)).unwrap();
+                let file = common::schema::trace_json(&disk.read(&path));
                 assert_eq!(file["summary"]["status"], "crashed", "{id} at open");
             }
         }
@@ -564,7 +564,7 @@ fn s11_crashing_one_session_does_not_touch_another() {
     manual.advance(1_000);
     store.mark_crashed(a, "boom-A").unwrap();
     let a_file_at_crash = std::fs::read(store.trace_path(a)).unwrap();
-    let a_at_crash: Value = serde_json::from_slice(&a_file_at_crash).unwrap();
+    let a_at_crash = common::schema::trace_json(&a_file_at_crash);
     assert_eq!(a_at_crash["summary"]["status"], "crashed");
     assert_eq!(a_at_crash["summary"]["error"], "boom-A");
     assert_eq!(tool_span(&a_at_crash, "toolu_1")["interrupted"], true);
@@ -781,7 +781,7 @@ fn s12_odd_ids_each_map_to_one_file_inside_traces() {
                 && stem.as_bytes()[3].is_ascii_digit());
         assert!(!device, "{id:?}: {name} is a Windows device name");
         assert!(path.is_file(), "{id:?}: {path:?} missing");
-        let file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let file = common::schema::trace_json(&std::fs::read(&path).unwrap());
         assert_eq!(file["sessionId"].as_str(), Some(id.as_str()), "{name}");
         assert_eq!(file["summary"]["totalToolCalls"], 1, "{name}");
         assert_eq!(

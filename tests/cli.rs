@@ -1,6 +1,9 @@
 //! The `tracejournal` command-line tool, run as a child process on
 //! temporary directories.
 
+#[path = "common/schema.rs"]
+mod schema;
+
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -637,7 +640,9 @@ fn assert_ingested(r: &Run, events: usize, duplicates: usize, sessions: usize, r
 fn show_json(dir: &Path, id: &str) -> Value {
     let r = run(dir, &["show", id, "--pretty"], "");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    serde_json::from_str(&r.stdout).expect("show --pretty prints JSON")
+    let trace = serde_json::from_str(&r.stdout).expect("show --pretty prints JSON");
+    schema::validate_trace(&trace);
+    trace
 }
 
 fn spans_of<'a>(trace: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -875,7 +880,7 @@ fn ingest_keeps_each_sessions_order_and_counts_duplicates() {
         let file = dir
             .join("traces")
             .join(tracejournal::names::file_name(&format!("order-{s}")));
-        let trace: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let trace = schema::trace_json(&std::fs::read(file).unwrap());
         let got: Vec<&str> = spans_of(&trace, "tool")
             .iter()
             .map(|t| t["tool"]["callId"].as_str().unwrap())
@@ -916,7 +921,7 @@ fn crash_marks_a_running_session() {
             file.display()
         )
     );
-    let on_disk: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let on_disk = schema::trace_json(&std::fs::read(&file).unwrap());
     assert_eq!(on_disk["summary"]["status"], "crashed");
 
     let trace = show_json(&dir, SESSION_ID);

@@ -19,6 +19,9 @@
 //! crash points each: 2,000); `TRACEJOURNAL_SIM_SEED` replays one run. A
 //! failure prints the seed and the crash point.
 
+#[path = "common/schema.rs"]
+mod schema;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -168,8 +171,9 @@ fn check(seed: u64, at: u64, m: &Model, image: &SimStorage) {
     for name in image.list(&traces).unwrap_or_default() {
         if name.ends_with(".json") && !name.starts_with('.') {
             let bytes = image.read(&traces.join(&name)).unwrap();
-            serde_json::from_slice::<serde_json::Value>(&bytes)
+            let file = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .unwrap_or_else(|e| panic!("{ctx}: {name} is not valid JSON on disk: {e}"));
+            schema::validate_trace(&file);
         }
     }
     let (store, _) =
@@ -241,7 +245,7 @@ fn check(seed: u64, at: u64, m: &Model, image: &SimStorage) {
                 "{ctx}: s{s} run {run} lost its crash mark"
             );
             let file = read(image, &store.trace_path(&format!("s{s}")));
-            let v: serde_json::Value = serde_json::from_slice(&file).unwrap();
+            let v = schema::trace_json(&file);
             assert_eq!(v["summary"]["status"], "crashed", "{ctx}: s{s}'s file");
         } else {
             assert!(st.run > *run, "{ctx}: s{s} went back to run {}", st.run);

@@ -101,6 +101,9 @@
 //! lands is real time, so a replay retraces the same plans, not
 //! necessarily the same interleaving.
 
+#[path = "common/schema.rs"]
+mod schema;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -1120,10 +1123,10 @@ fn run_cycle(dir: &Path, seed: u64, cycle: u64, model: &mut Model, stats: &mut S
 /// The file of `id` in `traces`, parsed, if it exists.
 fn read_trace(traces: &Path, id: &str) -> Option<Value> {
     let bytes = std::fs::read(traces.join(file_name(id))).ok()?;
-    Some(
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("the trace file of {id} is not valid JSON: {e}")),
-    )
+    let file = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("the trace file of {id} is not valid JSON: {e}"));
+    schema::validate_trace(&file);
+    Some(file)
 }
 
 fn check_after_kill(dir: &Path, model: &mut Model, stats: &mut Stats) {
@@ -1138,8 +1141,9 @@ fn check_after_kill(dir: &Path, model: &mut Model, stats: &mut Stats) {
             continue;
         }
         let bytes = std::fs::read(traces.join(&name)).unwrap();
-        if let Err(e) = serde_json::from_slice::<Value>(&bytes) {
-            panic!("after the kill, trace file {name} is not valid JSON: {e}");
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(file) => schema::validate_trace(&file),
+            Err(e) => panic!("after the kill, trace file {name} is not valid JSON: {e}"),
         }
     }
     stats.checkpoint_temps += list(&checkpoints).iter().filter(|n| is_temp(n)).count() as u64;

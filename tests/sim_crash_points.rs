@@ -173,8 +173,9 @@ fn check_image(image: SimStorage, acked: &Acked, versions: &[(String, Vec<Vec<u8
     for name in image.list(&dir().join("traces")).unwrap_or_default() {
         if name.ends_with(".json") && !name.starts_with('.') {
             let bytes = image.read(&dir().join("traces").join(&name)).unwrap();
-            serde_json::from_slice::<serde_json::Value>(&bytes)
+            let file = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .unwrap_or_else(|e| panic!("{ctx}: {name} is not valid JSON: {e}"));
+            common::schema::validate_trace(&file);
         }
     }
     let (store, _) =

@@ -137,8 +137,7 @@ fn mark_crashed_takes_the_ledger_when_the_writer_is_stuck() {
     assert_eq!(lsn, 0, "the marker went to the crash ledger");
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(dir.path().join("crash.ledger").exists());
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.trace_path("stuck")).unwrap()).unwrap();
+    let file = common::schema::trace_json(&std::fs::read(store.trace_path("stuck")).unwrap());
     assert_eq!(file["summary"]["status"], "crashed");
     assert_eq!(file["summary"]["error"], "writer wedged");
 
@@ -196,8 +195,7 @@ fn mark_all_open_crashed_marks_only_open_sessions() {
     marked.sort();
     assert_eq!(marked, ["a", "c"]);
     for (id, want) in [("a", "crashed"), ("b", "completed"), ("c", "crashed")] {
-        let file: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(store.trace_path(id)).unwrap()).unwrap();
+        let file = common::schema::trace_json(&std::fs::read(store.trace_path(id)).unwrap());
         assert_eq!(file["summary"]["status"], want, "{id}");
     }
     assert!(store.mark_all_open_crashed("again").unwrap().is_empty());

@@ -1,5 +1,8 @@
 //! End-to-end smoke test of the session store.
 
+#[path = "common/schema.rs"]
+mod schema;
+
 use tracejournal::event::parse_line;
 use tracejournal::model::Status;
 use tracejournal::store::{Store, StoreOptions};
@@ -25,7 +28,7 @@ fn ingest_publish_crash_reopen() {
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(Some(bytes), store.session("a/b"));
     store.mark_crashed("a/b", "boom").unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let v = schema::trace_json(&std::fs::read(&path).unwrap());
     assert_eq!(v["summary"]["status"], "crashed");
     let summary = store.sessions();
     assert_eq!(summary[0].status, Status::Crashed);
@@ -65,7 +68,6 @@ fn an_ended_session_is_published_without_waiting_for_the_debounce() {
         store.ingest(parse_line(line).unwrap()).unwrap();
     }
     assert!(store.wait_published("s", Duration::from_secs(10)));
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(store.trace_path("s")).unwrap()).unwrap();
+    let v = schema::trace_json(&std::fs::read(store.trace_path("s")).unwrap());
     assert_eq!(v["summary"]["status"], "completed");
 }

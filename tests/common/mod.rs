@@ -18,6 +18,7 @@ use tracejournal::sim::{SimRng, SimStorage};
 use tracejournal::storage::{DirLock, OpenMode, Storage, StorageFile};
 use tracejournal::{Journal, LogRecord, Options, RecoveryMode, RecoveryReport};
 
+pub mod schema;
 pub mod sessions;
 
 /// The simulated disk ([`SimStorage`], src/sim.rs) with the fixture

@@ -169,9 +169,9 @@ pub fn tool(session: &str, call_id: &str, chars: usize) -> Event {
 // Trace files and listings
 // ---------------------------------------------------------------------------
 
-/// A trace file's bytes, parsed.
+/// A trace file's bytes, parsed and validated against the v2 schema.
 pub fn parse(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).expect("a trace file is always complete, valid JSON")
+    super::schema::trace_json(bytes)
 }
 
 /// The trace file of `id` on the real file system, parsed.
