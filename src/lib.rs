@@ -42,6 +42,7 @@ pub mod names;
 pub mod options;
 pub mod payload;
 pub mod reader;
+pub mod readonly;
 pub mod recovery;
 pub mod render;
 pub mod segment;
@@ -61,6 +62,7 @@ pub use error::{Error, Result};
 pub use journal::Journal;
 pub use options::{Durability, Options, Record};
 pub use reader::{LogRecord, Reader};
+pub use readonly::{ReadOnlyJournal, StoreSnapshot};
 pub use recovery::{RecoveryMode, RecoveryReport};
 pub use ticket::Ticket;
 

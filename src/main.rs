@@ -11,6 +11,7 @@
 //! tracejournal --dir DIR show ID [--pretty]
 //! tracejournal --dir DIR crash ID --reason TEXT
 //! tracejournal --dir DIR compact
+//! tracejournal --dir DIR tail [--session ID] [--all] [--count N] [--no-follow]
 //! tracejournal [--dir DIR] demo [--agents N] [--events N]
 //! ```
 //!
@@ -20,6 +21,12 @@
 //! The session commands open the store with [`OrphanPolicy::KeepOpen`]: this
 //! tool is not the agents' process, so its own exit (or death) says nothing
 //! about their sessions. Mark a dead agent's session with `crash`.
+//!
+//! The commands that only read (`dump`, `verify` without `--repair`,
+//! `stats`, `sessions`, `show`, `tail`) open the directory read-only
+//! ([`tracejournal::readonly`]): no lock, no byte written. They work while
+//! another process (an `ingest`, an agent's store) has it open for writing,
+//! and on a directory the user may only read.
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -30,8 +37,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tracejournal::event::{parse_line, Event};
+use tracejournal::event::{parse_line, Entry, Event};
 use tracejournal::model::{Status, ORPHANED_REASON};
+use tracejournal::readonly::{ReadOnlyJournal, StoreSnapshot};
 use tracejournal::recovery::Truncation;
 use tracejournal::render::iso8601;
 use tracejournal::segment;
@@ -128,6 +136,29 @@ pub enum Command {
     /// Checkpoint every session and remove the log segments that makes
     /// unnecessary
     Compact,
+    /// Print committed events as they land, one JSON object per line (like
+    /// `tail -f`)
+    ///
+    /// Reads the log read-only beside a running writer, looking for new
+    /// records every 100 ms. Each line is `{"lsn", "session", "type",
+    /// "time", "event"}`. Events compacted into a checkpoint before they
+    /// could be read are skipped with a note on stderr.
+    Tail {
+        /// Only this session's events: its id, or a prefix of it that
+        /// matches only one session (an id not in the store yet is waited
+        /// for).
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// Start with every event still in the log, not only new ones.
+        #[arg(long)]
+        all: bool,
+        /// Exit after printing this many events.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Print what is committed now and exit instead of following.
+        #[arg(long)]
+        no_follow: bool,
+    },
     /// Run the demonstration: concurrent agents, a killed process, recovery
     ///
     /// Agents write through one store in a child process, which is then
@@ -272,6 +303,12 @@ fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
         Command::Show { id, pretty } => show(dir, id, *pretty, out),
         Command::Crash { id, reason } => crash(dir, id, reason, out),
         Command::Compact => compact(dir, out),
+        Command::Tail {
+            session,
+            all,
+            count,
+            no_follow,
+        } => tail(dir, session.as_deref(), *all, *count, !*no_follow, out),
         Command::Demo { .. } | Command::DemoChild { .. } => unreachable!("handled above"),
     }
 }
@@ -385,7 +422,7 @@ fn submit_error(line: u64, e: &tracejournal::Error) -> String {
 // ------------------------------------------------------------------ dump
 
 fn dump(dir: &Path, from: Option<u64>, out: &mut dyn Write) -> CliResult {
-    let Some((journal, report)) = open_existing(dir)? else {
+    let Some((journal, report)) = open_read_only(dir)? else {
         return match from {
             Some(lsn) if lsn != 1 => Err(Failure::Message(format!(
                 "LSN {lsn} is not readable: the journal in {} holds no records",
@@ -394,17 +431,11 @@ fn dump(dir: &Path, from: Option<u64>, out: &mut dyn Write) -> CliResult {
             _ => Ok(()),
         };
     };
-    warn_about_cuts(&report);
+    note_where_reading_stops(&report);
     let start = from.unwrap_or_else(|| journal.first_lsn());
-    let result = (|| -> CliResult {
-        for record in journal.read_from(start)? {
-            out.write_all(dump_line(&record?).as_bytes())?;
-        }
-        Ok(())
-    })();
-    let closed = journal.close();
-    result?;
-    closed?;
+    for record in journal.read_from(start)? {
+        out.write_all(dump_line(&record?).as_bytes())?;
+    }
     Ok(())
 }
 
@@ -476,7 +507,7 @@ fn verify(dir: &Path, repair: bool, out: &mut dyn Write) -> CliResult {
             journal.close()?;
             (report, true)
         }
-        None => (Journal::inspect(dir, &Options::default())?, false),
+        None => (ReadOnlyJournal::open(dir, &Options::default())?.1, false),
     };
     writeln!(out, "journal: {}", dir.display())?;
     write_summary(out, &report)?;
@@ -491,7 +522,7 @@ fn verify(dir: &Path, repair: bool, out: &mut dyn Write) -> CliResult {
     } else if report.truncated.iter().any(|t| t.intact_records > 0) {
         "torn tail with intact records inside it (a crash, or damage to the last commit group: see the warning)"
     } else {
-        "torn tail (the normal result of a crash, not corruption)"
+        "torn tail (the normal result of a crash, not corruption; or a write in progress, if a writer has the store open)"
     };
     writeln!(out, "status: {status}")?;
     Ok(())
@@ -578,25 +609,19 @@ fn describe_cut(t: &Truncation) -> String {
 type TypeCounts = BTreeMap<u8, (u64, u64)>;
 
 fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
-    let (report, types) = match open_existing(dir)? {
+    let (report, types) = match open_read_only(dir)? {
         Some((journal, report)) => {
             let mut types = TypeCounts::new();
-            let read = (|| -> CliResult {
-                for record in journal.read_from(journal.first_lsn())? {
-                    let record = record?;
-                    let entry = types.entry(record.kind).or_default();
-                    entry.0 += 1;
-                    entry.1 += record.payload.len() as u64;
-                }
-                Ok(())
-            })();
-            let closed = journal.close();
-            read?;
-            closed?;
+            for record in journal.read_from(journal.first_lsn())? {
+                let record = record?;
+                let entry = types.entry(record.kind).or_default();
+                entry.0 += 1;
+                entry.1 += record.payload.len() as u64;
+            }
             (report, types)
         }
         None => (
-            Journal::inspect(dir, &Options::default())?,
+            ReadOnlyJournal::open(dir, &Options::default())?.1,
             TypeCounts::new(),
         ),
     };
@@ -649,15 +674,17 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
             "  type {kind}{name}: {count} records, {bytes} payload bytes"
         )?;
     }
-    writeln!(out, "recovery time: {}", millis(report.elapsed))?;
+    writeln!(out, "scan time: {}", millis(report.elapsed))?;
     for t in &report.truncated {
-        writeln!(out, "recovery cut a torn tail: {}", describe_cut(t))?;
-        if let Some(copy) = &t.copy {
-            writeln!(out, "  copy of the cut bytes: {}", copy.display())?;
-        }
+        writeln!(
+            out,
+            "reading stopped at the last whole record: {} (a write in progress, or a torn \
+             tail that the next open for writing cuts)",
+            describe_cut(t)
+        )?;
     }
     for p in &report.removed_temp_files {
-        writeln!(out, "recovery removed temporary file: {}", p.display())?;
+        writeln!(out, "temporary file: {}", p.display())?;
     }
     Ok(())
 }
@@ -710,6 +737,34 @@ fn open_existing(dir: &Path) -> CliResult<Option<(Journal, RecoveryReport)>> {
         return Ok(None);
     }
     Ok(Some(Journal::open(dir, Options::default())?))
+}
+
+/// Opens the journal in `dir` read-only (no lock, no write), or returns
+/// `None` if the directory holds no segment.
+fn open_read_only(dir: &Path) -> CliResult<Option<(ReadOnlyJournal, RecoveryReport)>> {
+    require_dir(dir)?;
+    let files = list_files(dir)?;
+    if !files
+        .iter()
+        .any(|(name, _)| segment::parse_file_name(name).is_some())
+    {
+        return Ok(None);
+    }
+    Ok(Some(ReadOnlyJournal::open(dir, &Options::default())?))
+}
+
+/// A read-only open stops at the last whole record; commands whose stdout
+/// is data say where on stderr when bytes follow it.
+fn note_where_reading_stops(report: &RecoveryReport) {
+    let mut err = io::stderr().lock();
+    for t in &report.truncated {
+        let _ = writeln!(
+            err,
+            "note: reading stopped at the last whole record: {} (a write in progress, or a \
+             torn tail that the next open for writing cuts)",
+            describe_cut(t)
+        );
+    }
 }
 
 /// Opening a journal cuts a torn tail; commands whose stdout is data say
@@ -769,6 +824,21 @@ fn open_existing_store(dir: &Path) -> CliResult<Option<Store>> {
     Ok(Some(open_store(dir)?.0))
 }
 
+/// Opens the store in `dir` read-only (no lock, no write) if there is one.
+fn open_existing_snapshot(dir: &Path) -> CliResult<Option<StoreSnapshot>> {
+    require_dir(dir)?;
+    let files = list_files(dir)?;
+    if !files
+        .iter()
+        .any(|(name, _)| segment::parse_file_name(name).is_some())
+    {
+        return Ok(None);
+    }
+    let (snapshot, report) = StoreSnapshot::open(dir, &StoreOptions::default())?;
+    note_where_reading_stops(&report.journal);
+    Ok(Some(snapshot))
+}
+
 /// Closes the store, keeping an earlier failure if there was one.
 fn close_store(store: Store, result: CliResult) -> CliResult {
     let closed = store.close();
@@ -780,15 +850,18 @@ fn close_store(store: Store, result: CliResult) -> CliResult {
 /// The session `wanted` names: its exact id, or the one session whose id
 /// starts with it.
 fn resolve_session(store: &Store, wanted: &str) -> CliResult<String> {
-    if store.session_state(wanted).is_some() {
+    resolve_in(store.dir(), store.sessions(), wanted)
+}
+
+/// The session `wanted` names among `list` (the sessions of `dir`).
+fn resolve_in(dir: &Path, list: Vec<SessionSummary>, wanted: &str) -> CliResult<String> {
+    if list.iter().any(|s| s.id == wanted) {
         return Ok(wanted.to_string());
     }
     let matches: Vec<String> = if wanted.is_empty() {
         Vec::new()
     } else {
-        store
-            .sessions()
-            .into_iter()
+        list.into_iter()
             .filter(|s| s.id.starts_with(wanted))
             .map(|s| s.id)
             .collect()
@@ -798,7 +871,7 @@ fn resolve_session(store: &Store, wanted: &str) -> CliResult<String> {
         0 => fail(format!(
             "no session {} in {}",
             quoted(wanted),
-            store.dir().display()
+            dir.display()
         )),
         n => {
             let shown: Vec<String> = matches.iter().take(5).map(|id| quoted(id)).collect();
@@ -1043,12 +1116,8 @@ fn ingest_worker(
 // -------------------------------------------------------------- sessions
 
 fn sessions(dir: &Path, json: bool, out: &mut dyn Write) -> CliResult {
-    let list = match open_existing_store(dir)? {
-        Some(store) => {
-            let list = store.sessions();
-            close_store(store, Ok(()))?;
-            list
-        }
+    let list = match open_existing_snapshot(dir)? {
+        Some(snapshot) => snapshot.sessions(),
         None => Vec::new(),
     };
     if json {
@@ -1245,24 +1314,129 @@ fn bytes(n: u64) -> String {
 // ------------------------------------------------------------------ show
 
 fn show(dir: &Path, id: &str, pretty: bool, out: &mut dyn Write) -> CliResult {
-    let store = open_existing_store(dir)?.ok_or_else(|| no_store(dir, id))?;
-    let result = (|| -> CliResult {
-        let id = resolve_session(&store, id)?;
-        let bytes = store
-            .session(&id)
-            .ok_or_else(|| Failure::Message(format!("session {} vanished", quoted(&id))))?;
-        if pretty {
-            let value: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| Failure::Message(format!("the rendering is not JSON: {e}")))?;
-            let text = serde_json::to_string_pretty(&value).expect("values always serialize");
-            writeln!(out, "{text}")?;
-        } else {
-            out.write_all(&bytes)?;
-            writeln!(out)?;
+    let snapshot = open_existing_snapshot(dir)?.ok_or_else(|| no_store(dir, id))?;
+    let id = resolve_in(dir, snapshot.sessions(), id)?;
+    let bytes = snapshot
+        .session(&id)
+        .ok_or_else(|| Failure::Message(format!("session {} vanished", quoted(&id))))?;
+    if pretty {
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Failure::Message(format!("the rendering is not JSON: {e}")))?;
+        let text = serde_json::to_string_pretty(&value).expect("values always serialize");
+        writeln!(out, "{text}")?;
+    } else {
+        out.write_all(&bytes)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ tail
+
+/// How often `tail` looks for new records. Polling a directory listing and
+/// the end of one file costs a few system calls; 100 ms keeps the delay
+/// below what a person notices.
+const TAIL_POLL: Duration = Duration::from_millis(100);
+
+fn tail(
+    dir: &Path,
+    session: Option<&str>,
+    all: bool,
+    count: Option<u64>,
+    follow: bool,
+    out: &mut dyn Write,
+) -> CliResult {
+    require_dir(dir)?;
+    let mut snapshot = loop {
+        match open_existing_snapshot(dir)? {
+            Some(snapshot) => break snapshot,
+            // No store yet: wait for a writer to create one.
+            None if follow => std::thread::sleep(TAIL_POLL),
+            None => return Ok(()),
         }
-        Ok(())
-    })();
-    close_store(store, result)
+    };
+    // An id that matches one session (or a prefix of one); an id not in the
+    // store yet is taken as it is, to wait for.
+    let session = match session {
+        Some(wanted) => {
+            let list = snapshot.sessions();
+            if list.iter().any(|s| s.id.starts_with(wanted)) {
+                Some(resolve_in(dir, list, wanted)?)
+            } else {
+                Some(wanted.to_string())
+            }
+        }
+        None => None,
+    };
+    let mut printed = 0u64;
+    let done = |printed: u64| count.is_some_and(|n| printed >= n);
+    let mut print = |lsn: u64, entry: &Entry, out: &mut dyn Write| -> CliResult<bool> {
+        if let Entry::Event(event) = entry {
+            if session.as_ref().is_none_or(|id| *id == event.session) {
+                out.write_all(tail_line(lsn, event).as_bytes())?;
+                out.flush()?;
+                printed += 1;
+            }
+        }
+        Ok(done(printed))
+    };
+    if done(0) {
+        return Ok(());
+    }
+    if all {
+        let journal = snapshot.journal();
+        for record in journal.read_from(journal.first_lsn())? {
+            let record = record?;
+            if record.kind != tracejournal::event::ENTRY_KIND {
+                continue;
+            }
+            let entry = Entry::decode(&record.payload)
+                .map_err(|e| Failure::Message(format!("LSN {}: {}", record.lsn, e.message())))?;
+            if print(record.lsn, &entry, out)? {
+                return Ok(());
+            }
+        }
+    }
+    loop {
+        match snapshot.refresh() {
+            Ok(entries) => {
+                for committed in &entries {
+                    if print(committed.lsn, &committed.entry, out)? {
+                        return Ok(());
+                    }
+                }
+                if entries.is_empty() {
+                    if !follow {
+                        return Ok(());
+                    }
+                    std::thread::sleep(TAIL_POLL);
+                }
+            }
+            Err(tracejournal::Error::LsnOutOfRange { lsn, .. }) => {
+                let (fresh, _) = StoreSnapshot::open(dir, &StoreOptions::default())?;
+                let _ = writeln!(
+                    io::stderr(),
+                    "note: LSNs {lsn} to {} were compacted into a checkpoint before tail could \
+                     read them; continuing after them",
+                    fresh.applied_lsn().saturating_sub(1)
+                );
+                snapshot = fresh;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One event as a line of JSON, newline included.
+fn tail_line(lsn: u64, event: &Event) -> String {
+    let line = serde_json::json!({
+        "lsn": lsn,
+        "session": event.session,
+        "type": event.body.type_name(),
+        "time": event.time,
+        "event": event,
+    });
+    format!("{line}\n")
 }
 
 // ----------------------------------------------------------------- crash

@@ -41,7 +41,10 @@ pub struct Reader {
     /// (`Journal::remove_segments_before`) while this reader still needs
     /// it stays readable, and removals never shift what comes next.
     segments: VecDeque<Arc<SegmentMeta>>,
-    current: Option<(Arc<SegmentMeta>, ReadMap)>,
+    /// The segment being read, its map, and the segment's end when the
+    /// map was taken (a copy, as read-only storage gives, holds no bytes
+    /// written after it).
+    current: Option<(Arc<SegmentMeta>, ReadMap, u64)>,
     pos: u64,
     expected: Option<Lsn>,
 }
@@ -78,16 +81,29 @@ impl Reader {
                 let Some(meta) = self.segments.front().cloned() else {
                     return Ok(None);
                 };
+                let mapped_end = meta.end.load(Ordering::Acquire);
                 let map = meta
                     .file
                     .map()
                     .map_err(|e| Error::io("map segment for reading", &meta.path, e))?;
                 self.pos = segment::HEADER_LEN as u64;
                 self.expected = Some(meta.first_lsn);
-                self.current = Some((meta, map));
+                self.current = Some((meta, map, mapped_end));
             }
-            let (meta, map) = self.current.as_ref().expect("set above");
+            let (meta, map, mapped_end) = self.current.as_mut().expect("set above");
             let end = meta.end.load(Ordering::Acquire);
+            // Records written since the map was taken: a copy does not hold
+            // them, and a file that grew is longer than its map. Map again.
+            if self.pos < end
+                && ((map.is_copy() && self.pos >= *mapped_end) || end > map.len() as u64)
+            {
+                *map = meta
+                    .file
+                    .map()
+                    .map_err(|e| Error::io("map segment for reading", &meta.path, e))?;
+                *mapped_end = end;
+            }
+            let (meta, map) = (&*meta, &*map);
             if let Some(&(_, to)) = meta.skips.iter().find(|(from, _)| *from == self.pos) {
                 self.pos = to;
                 self.expected = None;

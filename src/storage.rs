@@ -45,6 +45,12 @@ impl ReadMap {
             bytes: MapBytes::Owned(bytes),
         }
     }
+
+    /// True if this is a copy of the file's bytes (taken when mapped), not
+    /// a live memory map: it does not see later writes.
+    pub fn is_copy(&self) -> bool {
+        matches!(self.bytes, MapBytes::Owned(_))
+    }
 }
 
 impl Deref for ReadMap {

@@ -578,24 +578,7 @@ impl Store {
     }
 
     fn summary(&self, s: &Session) -> SessionSummary {
-        SessionSummary {
-            id: s.id.clone(),
-            title: s.metadata.title.clone(),
-            status: s.status,
-            error: s.error.clone(),
-            started_at: s.started_at,
-            ended_at: s.ended_at,
-            duration_ms: s
-                .ended_at
-                .unwrap_or(s.last_time)
-                .saturating_sub(s.started_at),
-            tokens: s.totals.tokens.total(),
-            cost: s.totals.cost,
-            tool_calls: s.totals.tool_calls,
-            spans: s.totals.spans,
-            run: s.run,
-            file: self.publisher.path_of(&s.id),
-        }
+        summarize(s, self.publisher.path_of(&s.id))
     }
 
     /// The live rendering of session `id`: the bytes its trace file will
@@ -718,4 +701,39 @@ fn replay(journal: &Journal, live: &LiveState) -> Result<u64> {
         n += 1;
     }
     Ok(n)
+}
+
+/// The summary of session `s`, whose trace file is `file`.
+pub(crate) fn summarize(s: &Session, file: PathBuf) -> SessionSummary {
+    SessionSummary {
+        id: s.id.clone(),
+        title: s.metadata.title.clone(),
+        status: s.status,
+        error: s.error.clone(),
+        started_at: s.started_at,
+        ended_at: s.ended_at,
+        duration_ms: s
+            .ended_at
+            .unwrap_or(s.last_time)
+            .saturating_sub(s.started_at),
+        tokens: s.totals.tokens.total(),
+        cost: s.totals.cost,
+        tool_calls: s.totals.tool_calls,
+        spans: s.totals.spans,
+        run: s.run,
+        file,
+    }
+}
+
+/// Summaries of `sessions`, newest first, with their trace files in
+/// `traces`.
+pub(crate) fn summaries<'a>(
+    sessions: impl Iterator<Item = &'a Session>,
+    traces: &Path,
+) -> Vec<SessionSummary> {
+    let mut list: Vec<SessionSummary> = sessions
+        .map(|s| summarize(s, traces.join(names::file_name(&s.id))))
+        .collect();
+    list.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(a.id.cmp(&b.id)));
+    list
 }
