@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 /// The names of every failpoint in the engine.
 pub mod names {
+    /// In the writer, after it took the first request of a group and before
+    /// it gathers the rest (the urgent lane, then the queue): a request sent
+    /// while a thread is paused here joins this group.
+    pub const WRITER_GATHER: &str = "writer.gather";
     /// In the writer, after a group is encoded and before its `write`.
     pub const WRITER_BEFORE_WRITE: &str = "writer.before_write";
     /// In the writer, after the `write` and before `fdatasync`.

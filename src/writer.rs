@@ -207,6 +207,9 @@ impl Writer {
                 }
             }
         }
+        // Pause-only point (tests put an urgent request behind a normal one
+        // in one group).
+        let _ = self.failpoints.hit(names::WRITER_GATHER);
         while let Ok(r) = self.urgent.try_recv() {
             urgent.push(r);
         }
