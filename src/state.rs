@@ -12,6 +12,7 @@
 //! After applying, the state marks the touched sessions dirty for the
 //! compactor and hands the entries to subscribers. It never touches files.
 
+use crate::error::{Error, Result};
 use crate::event::Entry;
 use crate::model::{Applied, Sessions};
 use crate::Lsn;
@@ -162,6 +163,10 @@ struct Sequencer {
     /// drain (with 64 appenders on 2 cores, a `perf` profile put about 29 %
     /// of the Store's samples in that wake-up and re-check).
     sleeping: HashMap<Lsn, Arc<Condvar>>,
+    /// Set once no entry at or above this LSN will ever be applied (the
+    /// journal was poisoned, or the store closed), with the error each
+    /// appender of such an entry gets.
+    abandoned: Option<(Lsn, Error)>,
 }
 
 /// The sessions, the sequencer that feeds them, and who hears of changes.
@@ -207,21 +212,77 @@ impl LiveState {
     /// Hands over the acknowledged entries starting at `first`, applies
     /// whatever is now contiguous, and waits until these entries are
     /// applied. Returns what each did.
-    pub fn complete(&self, first: Lsn, entries: Vec<Entry>, now: u64) -> Vec<Applied> {
+    ///
+    /// Ends with an error, and without applying the entries, if they can
+    /// never be applied in order: an LSN below them will never be handed
+    /// over because its append failed ([`LiveState::abandon_from`], called
+    /// when the journal is poisoned), or the store closed. The state then
+    /// does not hold them, so the appender must not be told they were
+    /// applied.
+    pub fn complete(&self, first: Lsn, entries: Vec<Entry>, now: u64) -> Result<Vec<Applied>> {
         let mut seq = self.sequencer.lock();
+        if let Some(e) = Self::refused(&seq, first) {
+            return Err(e);
+        }
         seq.parked.insert(first, entries);
         self.drain(&mut seq, now);
         if let Some(done) = seq.done.remove(&first) {
-            return done;
+            return Ok(done);
         }
         let wake = Arc::new(Condvar::new());
         seq.sleeping.insert(first, wake.clone());
         loop {
             wake.wait(&mut seq);
             if let Some(done) = seq.done.remove(&first) {
-                return done;
+                return Ok(done);
+            }
+            if let Some(e) = Self::refused(&seq, first) {
+                // `abandon_from` took the entries out of `parked` and this
+                // waiter out of `sleeping`.
+                return Err(e);
             }
         }
+    }
+
+    /// The error for entries starting at `first` if they can never be
+    /// applied.
+    fn refused(seq: &Sequencer, first: Lsn) -> Option<Error> {
+        match &seq.abandoned {
+            Some((from, e)) if first >= *from => Some(e.duplicate()),
+            _ => None,
+        }
+    }
+
+    /// No entry at or above `lsn` will be applied: every appender waiting
+    /// for one (now or later) gets `error` instead, and their entries are
+    /// dropped. Entries below `lsn` are applied as before (their appenders
+    /// were acknowledged and hand them over). Called when the journal is
+    /// poisoned, with the first LSN whose append failed (see
+    /// [`crate::log::LogState::failed_from`]); a later call can only lower
+    /// the bound. Wakes `wait_applied` callers too.
+    pub fn abandon_from(&self, lsn: Lsn, error: Error) {
+        let mut seq = self.sequencer.lock();
+        match &seq.abandoned {
+            Some((from, _)) if *from <= lsn => {}
+            _ => seq.abandoned = Some((lsn, error)),
+        }
+        let from = seq.abandoned.as_ref().map_or(lsn, |(from, _)| *from);
+        let doomed: Vec<Lsn> = seq.parked.range(from..).map(|(k, _)| *k).collect();
+        for first in doomed {
+            seq.parked.remove(&first);
+        }
+        let sleepers: Vec<Lsn> = seq
+            .sleeping
+            .keys()
+            .copied()
+            .filter(|k| *k >= from)
+            .collect();
+        for first in sleepers {
+            if let Some(wake) = seq.sleeping.remove(&first) {
+                wake.notify_one();
+            }
+        }
+        self.applied.notify_all();
     }
 
     /// Applies parked entries while the next one is contiguous.
@@ -284,16 +345,26 @@ impl LiveState {
     }
 
     /// Waits until every LSN below `lsn` is applied, up to `timeout`.
-    /// Returns false on timeout.
-    pub fn wait_applied(&self, lsn: Lsn, timeout: Duration) -> bool {
+    /// Returns `Ok(false)` on timeout, and the error of
+    /// [`LiveState::abandon_from`] at once if some LSN below `lsn` will
+    /// never be applied.
+    pub fn wait_applied(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let mut seq = self.sequencer.lock();
-        while self.sessions.read().applied() < lsn {
+        loop {
+            let applied = self.sessions.read().applied();
+            if applied >= lsn {
+                return Ok(true);
+            }
+            if let Some((from, e)) = &seq.abandoned {
+                if *from < lsn && applied >= *from {
+                    return Err(e.duplicate());
+                }
+            }
             if self.applied.wait_until(&mut seq, deadline).timed_out() {
-                return self.sessions.read().applied() >= lsn;
+                return Ok(self.sessions.read().applied() >= lsn);
             }
         }
-        true
     }
 
     /// A new subscription to committed entries.
