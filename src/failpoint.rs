@@ -63,6 +63,10 @@ pub enum Action {
     Pause,
     /// Do nothing but count the hit (see [`Failpoints::hits`]).
     Observe,
+    /// Panic the thread that reaches it, once; then the point behaves as
+    /// unarmed. Stands for a bug in an engine thread: tests use it to show
+    /// that no caller waits forever when a thread dies.
+    Panic,
 }
 
 #[derive(Default)]
@@ -196,6 +200,11 @@ impl Failpoints {
                 Err(failpoint_error(kind, name))
             }
             Action::Observe => Ok(()),
+            Action::Panic => {
+                state.actions.remove(name);
+                drop(state);
+                panic!("injected by failpoint {name}");
+            }
             Action::Pause => {
                 *state.paused.entry(name.to_string()).or_default() += 1;
                 self.inner.changed.notify_all();

@@ -158,3 +158,152 @@ fn unsynced_append_behind_an_urgent_marker_whose_write_fails_returns() {
 fn buffered_append_behind_an_urgent_marker_whose_write_fails_returns() {
     acked_append_behind_a_failed_urgent_marker(Durability::Buffered, names::WRITER_BEFORE_WRITE);
 }
+
+/// The compactor's hand-off: retention retires a session with a `Retire`
+/// entry (a normal `Buffered` append) and waits for it to apply. If that
+/// append shares a group with a crash marker whose sync fails, the old code
+/// left the compactor thread waiting in the sequencer forever, and with it
+/// every later `flush` and `close` (which wait for the compactor's answer
+/// and its thread). Now the retirement fails, the session stays, and
+/// `close` returns.
+#[test]
+fn compactor_retirement_behind_a_failed_urgent_marker_lets_close_return() {
+    let fp = Failpoints::new();
+    let _release = ReleaseOnDrop(fp.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, manual) = tracejournal::clock::Clock::manual(1_700_000_000_000);
+    let mut options = StoreOptions {
+        clock,
+        orphans: OrphanPolicy::KeepOpen,
+        crash_wait: Duration::from_secs(60),
+        max_age: Some(Duration::from_secs(3600)),
+        ..StoreOptions::default()
+    };
+    options.journal.failpoints = fp.clone();
+    options.journal.durability = Durability::Buffered;
+    let (store, _) = Store::open(dir.path(), options).unwrap();
+    let store = Arc::new(store);
+    ingest(&store, r#"{"type":"session_start","session":"old"}"#).unwrap();
+    ingest(&store, r#"{"type":"session_end","session":"old"}"#).unwrap();
+    ingest(&store, r#"{"type":"session_start","session":"live"}"#).unwrap();
+    store.flush().unwrap();
+
+    // Two hours later retention retires "old": its `Retire` append reaches
+    // the writer, which is held there ...
+    fp.arm(names::URGENT_QUEUED, Action::Observe);
+    fp.arm(names::WRITER_GATHER, Action::Pause);
+    manual.advance(2 * 3600 * 1000);
+    assert!(fp.wait_paused(names::WRITER_GATHER, WAIT));
+    // ... until a crash marker joins the group ahead of it; its sync fails.
+    let crash = {
+        let store = store.clone();
+        spawn(move || store.mark_crashed("live", "the agent died"))
+    };
+    assert!(fp.wait_hits(names::URGENT_QUEUED, 1, WAIT));
+    fp.arm(
+        names::WRITER_BEFORE_SYNC,
+        Action::Fail(io::ErrorKind::Other),
+    );
+    fp.release(names::WRITER_GATHER);
+
+    assert_eq!(returned(&crash, "mark_crashed").unwrap(), 0, "the ledger");
+    // The last handle: once `flush` returns, `close` owns the store.
+    let close = spawn(move || {
+        let flushed = store.flush();
+        let state = store.session_state("old");
+        (flushed, state, Arc::try_unwrap(store).map(Store::close))
+    });
+    let (flushed, old, closed) = returned(&close, "flush and close");
+    assert!(
+        matches!(flushed, Err(Error::Poisoned { .. })),
+        "{flushed:?}"
+    );
+    assert!(old.is_some(), "the failed retirement was not applied");
+    assert!(
+        matches!(closed, Ok(Err(Error::Poisoned { .. }))),
+        "close returns the poisoning: {closed:?}"
+    );
+}
+
+/// A writer thread that dies (a bug, here a panic injected after the
+/// group's write) used to drop the group's tickets (`Closed`) without
+/// poisoning the journal: the acknowledged `Buffered` append behind the
+/// failed crash marker then waited in the sequencer forever. Now the dying
+/// writer poisons the journal first, and every caller returns.
+#[test]
+fn a_panicking_writer_ends_every_wait() {
+    let fp = Failpoints::new();
+    let _release = ReleaseOnDrop(fp.clone());
+    let (_dir, store) = open_store(Durability::Buffered, &fp);
+    ingest(&store, r#"{"type":"session_start","session":"victim"}"#).unwrap();
+    ingest(&store, r#"{"type":"session_start","session":"worker"}"#).unwrap();
+
+    fp.arm(names::URGENT_QUEUED, Action::Observe);
+    fp.arm(names::WRITER_GATHER, Action::Pause);
+    let normal = {
+        let store = store.clone();
+        spawn(move || ingest(&store, &tool_call("worker", "c1")))
+    };
+    assert!(fp.wait_paused(names::WRITER_GATHER, WAIT));
+    let crash = {
+        let store = store.clone();
+        spawn(move || store.mark_crashed("victim", "the agent died"))
+    };
+    assert!(fp.wait_hits(names::URGENT_QUEUED, 1, WAIT));
+    fp.arm(names::WRITER_BEFORE_SYNC, Action::Panic);
+    fp.release(names::WRITER_GATHER);
+
+    let normal = returned(&normal, "the acknowledged normal append");
+    assert!(
+        normal.is_err(),
+        "not applied, so not acknowledged: {normal:?}"
+    );
+    assert_eq!(store.session_state("worker").unwrap().totals.tool_calls, 0);
+    assert_eq!(returned(&crash, "mark_crashed").unwrap(), 0, "the ledger");
+    let later = {
+        let store = store.clone();
+        spawn(move || ingest(&store, &tool_call("worker", "c2")))
+    };
+    assert!(returned(&later, "an append after the panic").is_err());
+    let close = spawn(move || Arc::try_unwrap(store).map(Store::close));
+    assert!(returned(&close, "close").is_ok_and(|r| r.is_err()));
+}
+
+/// The preallocator thread dying (a panic while it zero-fills the next
+/// segment) used to leave its slot "preparing" for ever: the writer waited
+/// in `take` at the next rotation, and so did every appender. Now the
+/// writer learns that the thread stopped, prepares the spare itself, and
+/// the appends go on.
+#[test]
+fn a_panicking_preallocator_does_not_stop_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = common::fs_options();
+    let fp = options.failpoints.clone();
+    let _release = ReleaseOnDrop(fp.clone());
+    let (journal, _) = tracejournal::Journal::open(dir.path(), options).unwrap();
+    // Armed after open (which prepares the first segment on its own thread):
+    // the next hit is the preallocator thread's.
+    fp.arm(names::PREALLOCATE, Action::Panic);
+    let appends = spawn(move || {
+        // 256 KiB through 64 KiB segments: several rotations.
+        let lsns: Vec<_> = (0..256)
+            .map(|i| {
+                journal.append_with(
+                    tracejournal::Record::new(1, vec![i as u8; 1000]),
+                    Durability::Sync,
+                )
+            })
+            .collect();
+        (lsns, journal.close())
+    });
+    let (lsns, closed) = returned(&appends, "appends across rotations");
+    for (i, lsn) in lsns.into_iter().enumerate() {
+        assert_eq!(lsn.unwrap(), i as u64 + 1);
+    }
+    closed.unwrap();
+    assert_eq!(
+        fp.hits(names::PREALLOCATE),
+        1,
+        "the injected panic happened"
+    );
+}
