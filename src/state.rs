@@ -399,3 +399,68 @@ impl LiveState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisoned() -> Error {
+        Error::Poisoned {
+            cause: "fdatasync failed".into(),
+        }
+    }
+
+    /// LSN 2 is never handed over (its append failed). An appender of LSN
+    /// 3 already asleep, and one of LSN 4 arriving later, both get the
+    /// error and their entries stay unapplied; LSN 1, below the abandoned
+    /// one, is still applied; `wait_applied` past the gap returns the error
+    /// at once. (Without `abandon_from`, the appender of LSN 3 sleeps
+    /// forever.)
+    #[test]
+    fn abandoned_lsns_end_every_wait_above_them() {
+        let live = Arc::new(LiveState::new(Sessions::new(1), 16));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let waiter = {
+            let live = live.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(live.complete(3, vec![Entry::Opened], 0));
+            })
+        };
+        // Wait (a condition, not a sleep) until it is asleep in the sequencer.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !live.sequencer.lock().sleeping.contains_key(&3) {
+            assert!(
+                Instant::now() < deadline,
+                "the appender never went to sleep"
+            );
+            std::thread::yield_now();
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "no answer while LSN 2 may still come"
+        );
+        live.abandon_from(2, poisoned());
+        let answer = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the sleeping appender is woken");
+        assert!(matches!(answer, Err(Error::Poisoned { .. })));
+        waiter.join().unwrap();
+        assert!(matches!(
+            live.complete(4, vec![Entry::Opened], 0),
+            Err(Error::Poisoned { .. })
+        ));
+        assert_eq!(live.complete(1, vec![Entry::Opened], 0).unwrap().len(), 1);
+        assert_eq!(live.applied_lsn(), 2, "LSN 1 applied, nothing above 2");
+        assert!(matches!(
+            live.wait_applied(5, Duration::from_secs(3600)),
+            Err(Error::Poisoned { .. })
+        ));
+        assert!(live.wait_applied(2, Duration::ZERO).unwrap());
+        // A later call can only lower the bound.
+        live.abandon_from(9, Error::Closed);
+        assert!(matches!(
+            live.complete(2, vec![Entry::Opened], 0),
+            Err(Error::Poisoned { .. })
+        ));
+    }
+}
