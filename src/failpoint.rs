@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 /// The names of every failpoint in the engine.
 pub mod names {
+    /// In the writer, after it took the first request of a group and before
+    /// it gathers the rest (the urgent lane, then the queue): a request sent
+    /// while a thread is paused here joins this group.
+    pub const WRITER_GATHER: &str = "writer.gather";
     /// In the writer, after a group is encoded and before its `write`.
     pub const WRITER_BEFORE_WRITE: &str = "writer.before_write";
     /// In the writer, after the `write` and before `fdatasync`.
@@ -59,6 +63,10 @@ pub enum Action {
     Pause,
     /// Do nothing but count the hit (see [`Failpoints::hits`]).
     Observe,
+    /// Panic the thread that reaches it, once; then the point behaves as
+    /// unarmed. Stands for a bug in an engine thread: tests use it to show
+    /// that no caller waits forever when a thread dies.
+    Panic,
 }
 
 #[derive(Default)]
@@ -192,6 +200,11 @@ impl Failpoints {
                 Err(failpoint_error(kind, name))
             }
             Action::Observe => Ok(()),
+            Action::Panic => {
+                state.actions.remove(name);
+                drop(state);
+                panic!("injected by failpoint {name}");
+            }
             Action::Pause => {
                 *state.paused.entry(name.to_string()).or_default() += 1;
                 self.inner.changed.notify_all();

@@ -348,6 +348,25 @@ impl Journal {
         self.log.poisoned()
     }
 
+    /// Once poisoned, the first LSN that was assigned to an append and not
+    /// acknowledged: every LSN below it was acknowledged, and no append at
+    /// or above it will be, except that `Buffered` and `None` appends of
+    /// the failed commit group may have been acknowledged above it before
+    /// the failure. `None` while the journal is healthy.
+    pub fn failed_from(&self) -> Option<Lsn> {
+        self.log.failed_from()
+    }
+
+    /// Calls `hook` with [`Journal::failed_from`] and the cause when the
+    /// journal is poisoned (at once if it already is), so that whoever
+    /// waits for acknowledged LSNs in order can stop waiting for ones that
+    /// will never come. The hook runs on the writer thread: it must not
+    /// block or call back into the journal. It may be called more than
+    /// once, with the same or a lower LSN.
+    pub fn on_poison(&self, hook: impl Fn(Lsn, &str) + Send + Sync + 'static) {
+        self.log.on_poison(Box::new(hook));
+    }
+
     /// Drains the queue, syncs, and stops the writer.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()

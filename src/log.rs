@@ -37,6 +37,11 @@ pub struct SegmentMeta {
     pub capacity: u64,
 }
 
+/// Told once the journal is poisoned: the first LSN that was assigned to an
+/// append and will never be acknowledged (every LSN below it was
+/// acknowledged), and the cause. See [`LogState::on_poison`].
+pub type PoisonHook = Box<dyn Fn(Lsn, &str) + Send + Sync>;
+
 /// Shared, read-mostly state of the log.
 pub struct LogState {
     segments: RwLock<Vec<Arc<SegmentMeta>>>,
@@ -46,6 +51,10 @@ pub struct LogState {
     durable: AtomicU64,
     poisoned: AtomicBool,
     poison_cause: Mutex<Option<String>>,
+    /// See [`LogState::failed_from`]; `u64::MAX` while not poisoned.
+    failed_from: AtomicU64,
+    /// Who hears of the poisoning.
+    hooks: Mutex<Vec<PoisonHook>>,
 }
 
 impl LogState {
@@ -58,6 +67,8 @@ impl LogState {
             durable: AtomicU64::new(next_lsn),
             poisoned: AtomicBool::new(false),
             poison_cause: Mutex::new(None),
+            failed_from: AtomicU64::new(u64::MAX),
+            hooks: Mutex::new(Vec::new()),
         }
     }
 
@@ -130,13 +141,51 @@ impl LogState {
         self.durable.store(lsn, Ordering::Release);
     }
 
-    /// Marks the journal poisoned by `cause` (the first cause wins).
-    pub fn poison(&self, cause: String) {
-        let mut slot = self.poison_cause.lock();
-        if slot.is_none() {
-            *slot = Some(cause);
-        }
+    /// Marks the journal poisoned by `cause` (the first cause wins), and
+    /// records that no LSN at or above `failed_from` will ever be
+    /// acknowledged from now on while every one below it was (the lowest
+    /// value given wins). Then tells every hook ([`LogState::on_poison`]).
+    ///
+    /// The writer calls this before it resolves the failed group's tickets,
+    /// and assigns no LSN afterwards.
+    pub fn poison(&self, cause: String, failed_from: Lsn) {
+        let cause = {
+            let mut slot = self.poison_cause.lock();
+            slot.get_or_insert(cause).clone()
+        };
+        self.failed_from.fetch_min(failed_from, Ordering::AcqRel);
         self.poisoned.store(true, Ordering::Release);
+        let from = self.failed_from.load(Ordering::Acquire);
+        for hook in self.hooks.lock().iter() {
+            hook(from, &cause);
+        }
+    }
+
+    /// Once poisoned: the first LSN that was assigned to an append and not
+    /// acknowledged. Every LSN below it was acknowledged (its appender got
+    /// `Ok`); appends at or above it failed or were never assigned, except
+    /// that a `Buffered` or `None` append of the failed group may have
+    /// been acknowledged above it (its record was written, or sequenced,
+    /// before the failure). `None` while not poisoned.
+    pub fn failed_from(&self) -> Option<Lsn> {
+        match self.failed_from.load(Ordering::Acquire) {
+            u64::MAX => None,
+            lsn => Some(lsn),
+        }
+    }
+
+    /// Calls `hook` when the journal is poisoned (at once if it already
+    /// is), with [`LogState::failed_from`] and the cause. A hook may be
+    /// called more than once, with the same or a lower LSN; it runs on the
+    /// thread that poisons (the writer) and must not block.
+    pub fn on_poison(&self, hook: PoisonHook) {
+        let mut hooks = self.hooks.lock();
+        // Checked under the hooks' lock: a poisoning after this check calls
+        // the hook from the list.
+        if let (Some(from), Some(cause)) = (self.failed_from(), self.poisoned()) {
+            hook(from, &cause);
+        }
+        hooks.push(hook);
     }
 
     /// The poisoning cause, if poisoned.

@@ -28,6 +28,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -235,6 +236,22 @@ enum Slot {
 struct Shared {
     slot: Mutex<Slot>,
     done: Condvar,
+    /// Set (under `slot`'s lock) when the thread has stopped, also by a
+    /// panic: nothing will answer a preparation any more.
+    stopped: AtomicBool,
+}
+
+/// Marks the preallocator thread stopped when it ends, however it ends
+/// (a panic included), and wakes a writer waiting in
+/// [`Preallocator::take`], which then prepares the spare itself.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let _slot = self.0.slot.lock();
+        self.0.stopped.store(true, Ordering::Release);
+        self.0.done.notify_all();
+    }
 }
 
 /// A background thread that zero-fills the next segment ahead of time.
@@ -259,6 +276,7 @@ impl Preallocator {
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot::Idle),
             done: Condvar::new(),
+            stopped: AtomicBool::new(false),
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = {
@@ -300,10 +318,13 @@ impl Preallocator {
     }
 
     /// Takes the spare for segment `number`: waits for a preparation under
-    /// way, or prepares it on this thread if none is ready.
+    /// way, or prepares it on this thread if none is ready (or the thread
+    /// has stopped: the wait ends when the thread answers or ends).
     pub fn take(&self, number: u64) -> io::Result<Spare> {
         let mut slot = self.shared.slot.lock();
-        while matches!(&*slot, Slot::Preparing(n) if *n == number) {
+        while matches!(&*slot, Slot::Preparing(n) if *n == number)
+            && !self.shared.stopped.load(Ordering::Acquire)
+        {
             self.shared.done.wait(&mut slot);
         }
         match std::mem::replace(&mut *slot, Slot::Idle) {
@@ -339,6 +360,7 @@ fn preallocate_loop(
     size: u64,
     failpoints: Failpoints,
 ) {
+    let _stopped = StopGuard(shared.clone());
     for number in rx {
         let result = prepare_spare(&*storage, &dir, number, size, &failpoints);
         let mut slot = shared.slot.lock();

@@ -12,6 +12,7 @@
 //! After applying, the state marks the touched sessions dirty for the
 //! compactor and hands the entries to subscribers. It never touches files.
 
+use crate::error::{Error, Result};
 use crate::event::Entry;
 use crate::model::{Applied, Sessions};
 use crate::Lsn;
@@ -162,6 +163,10 @@ struct Sequencer {
     /// drain (with 64 appenders on 2 cores, a `perf` profile put about 29 %
     /// of the Store's samples in that wake-up and re-check).
     sleeping: HashMap<Lsn, Arc<Condvar>>,
+    /// Set once no entry at or above this LSN will ever be applied (the
+    /// journal was poisoned, or the store closed), with the error each
+    /// appender of such an entry gets.
+    abandoned: Option<(Lsn, Error)>,
 }
 
 /// The sessions, the sequencer that feeds them, and who hears of changes.
@@ -207,21 +212,77 @@ impl LiveState {
     /// Hands over the acknowledged entries starting at `first`, applies
     /// whatever is now contiguous, and waits until these entries are
     /// applied. Returns what each did.
-    pub fn complete(&self, first: Lsn, entries: Vec<Entry>, now: u64) -> Vec<Applied> {
+    ///
+    /// Ends with an error, and without applying the entries, if they can
+    /// never be applied in order: an LSN below them will never be handed
+    /// over because its append failed ([`LiveState::abandon_from`], called
+    /// when the journal is poisoned), or the store closed. The state then
+    /// does not hold them, so the appender must not be told they were
+    /// applied.
+    pub fn complete(&self, first: Lsn, entries: Vec<Entry>, now: u64) -> Result<Vec<Applied>> {
         let mut seq = self.sequencer.lock();
+        if let Some(e) = Self::refused(&seq, first) {
+            return Err(e);
+        }
         seq.parked.insert(first, entries);
         self.drain(&mut seq, now);
         if let Some(done) = seq.done.remove(&first) {
-            return done;
+            return Ok(done);
         }
         let wake = Arc::new(Condvar::new());
         seq.sleeping.insert(first, wake.clone());
         loop {
             wake.wait(&mut seq);
             if let Some(done) = seq.done.remove(&first) {
-                return done;
+                return Ok(done);
+            }
+            if let Some(e) = Self::refused(&seq, first) {
+                // `abandon_from` took the entries out of `parked` and this
+                // waiter out of `sleeping`.
+                return Err(e);
             }
         }
+    }
+
+    /// The error for entries starting at `first` if they can never be
+    /// applied.
+    fn refused(seq: &Sequencer, first: Lsn) -> Option<Error> {
+        match &seq.abandoned {
+            Some((from, e)) if first >= *from => Some(e.duplicate()),
+            _ => None,
+        }
+    }
+
+    /// No entry at or above `lsn` will be applied: every appender waiting
+    /// for one (now or later) gets `error` instead, and their entries are
+    /// dropped. Entries below `lsn` are applied as before (their appenders
+    /// were acknowledged and hand them over). Called when the journal is
+    /// poisoned, with the first LSN whose append failed (see
+    /// [`crate::log::LogState::failed_from`]); a later call can only lower
+    /// the bound. Wakes `wait_applied` callers too.
+    pub fn abandon_from(&self, lsn: Lsn, error: Error) {
+        let mut seq = self.sequencer.lock();
+        match &seq.abandoned {
+            Some((from, _)) if *from <= lsn => {}
+            _ => seq.abandoned = Some((lsn, error)),
+        }
+        let from = seq.abandoned.as_ref().map_or(lsn, |(from, _)| *from);
+        let doomed: Vec<Lsn> = seq.parked.range(from..).map(|(k, _)| *k).collect();
+        for first in doomed {
+            seq.parked.remove(&first);
+        }
+        let sleepers: Vec<Lsn> = seq
+            .sleeping
+            .keys()
+            .copied()
+            .filter(|k| *k >= from)
+            .collect();
+        for first in sleepers {
+            if let Some(wake) = seq.sleeping.remove(&first) {
+                wake.notify_one();
+            }
+        }
+        self.applied.notify_all();
     }
 
     /// Applies parked entries while the next one is contiguous.
@@ -284,16 +345,26 @@ impl LiveState {
     }
 
     /// Waits until every LSN below `lsn` is applied, up to `timeout`.
-    /// Returns false on timeout.
-    pub fn wait_applied(&self, lsn: Lsn, timeout: Duration) -> bool {
+    /// Returns `Ok(false)` on timeout, and the error of
+    /// [`LiveState::abandon_from`] at once if some LSN below `lsn` will
+    /// never be applied.
+    pub fn wait_applied(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let mut seq = self.sequencer.lock();
-        while self.sessions.read().applied() < lsn {
+        loop {
+            let applied = self.sessions.read().applied();
+            if applied >= lsn {
+                return Ok(true);
+            }
+            if let Some((from, e)) = &seq.abandoned {
+                if *from < lsn && applied >= *from {
+                    return Err(e.duplicate());
+                }
+            }
             if self.applied.wait_until(&mut seq, deadline).timed_out() {
-                return self.sessions.read().applied() >= lsn;
+                return Ok(self.sessions.read().applied() >= lsn);
             }
         }
-        true
     }
 
     /// A new subscription to committed entries.
@@ -326,5 +397,70 @@ impl LiveState {
                 Err(TrySendError::Disconnected(_)) => false,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisoned() -> Error {
+        Error::Poisoned {
+            cause: "fdatasync failed".into(),
+        }
+    }
+
+    /// LSN 2 is never handed over (its append failed). An appender of LSN
+    /// 3 already asleep, and one of LSN 4 arriving later, both get the
+    /// error and their entries stay unapplied; LSN 1, below the abandoned
+    /// one, is still applied; `wait_applied` past the gap returns the error
+    /// at once. (Without `abandon_from`, the appender of LSN 3 sleeps
+    /// forever.)
+    #[test]
+    fn abandoned_lsns_end_every_wait_above_them() {
+        let live = Arc::new(LiveState::new(Sessions::new(1), 16));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let waiter = {
+            let live = live.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(live.complete(3, vec![Entry::Opened], 0));
+            })
+        };
+        // Wait (a condition, not a sleep) until it is asleep in the sequencer.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !live.sequencer.lock().sleeping.contains_key(&3) {
+            assert!(
+                Instant::now() < deadline,
+                "the appender never went to sleep"
+            );
+            std::thread::yield_now();
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "no answer while LSN 2 may still come"
+        );
+        live.abandon_from(2, poisoned());
+        let answer = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the sleeping appender is woken");
+        assert!(matches!(answer, Err(Error::Poisoned { .. })));
+        waiter.join().unwrap();
+        assert!(matches!(
+            live.complete(4, vec![Entry::Opened], 0),
+            Err(Error::Poisoned { .. })
+        ));
+        assert_eq!(live.complete(1, vec![Entry::Opened], 0).unwrap().len(), 1);
+        assert_eq!(live.applied_lsn(), 2, "LSN 1 applied, nothing above 2");
+        assert!(matches!(
+            live.wait_applied(5, Duration::from_secs(3600)),
+            Err(Error::Poisoned { .. })
+        ));
+        assert!(live.wait_applied(2, Duration::ZERO).unwrap());
+        // A later call can only lower the bound.
+        live.abandon_from(9, Error::Closed);
+        assert!(matches!(
+            live.complete(2, vec![Entry::Opened], 0),
+            Err(Error::Poisoned { .. })
+        ));
     }
 }

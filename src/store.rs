@@ -215,6 +215,7 @@ impl Store {
             });
         }
         let live = Arc::new(LiveState::new(sessions, options.subscriber_capacity));
+        stop_waits_on_poison(&journal, &live);
         report.replayed = replay(&journal, &live)?;
 
         let publisher = Arc::new(Publisher::new(
@@ -281,7 +282,7 @@ impl Store {
         let now = self.options.clock.now_ms();
         let changed = self
             .live
-            .complete(range.start, entries.clone(), now)
+            .complete(range.start, entries.clone(), now)?
             .into_iter()
             .filter(|a| a.changed)
             .filter_map(|a| a.session)
@@ -337,7 +338,7 @@ impl Store {
                 session: id.to_string(),
             };
             let lsn = journal.append(Record::new(ENTRY_KIND, entry.encode()))?;
-            live.complete(lsn, vec![entry], clock.now_ms());
+            live.complete(lsn, vec![entry], clock.now_ms())?;
             Ok(())
         });
         let compactor = Compactor::start(CompactorParts {
@@ -440,7 +441,7 @@ impl Store {
         } else {
             self.journal.append_batch(records)?.start
         };
-        let applied = self.live.complete(first, entries, now);
+        let applied = self.live.complete(first, entries, now)?;
         Ok(applied
             .into_iter()
             .enumerate()
@@ -528,9 +529,12 @@ impl Store {
             .name("tracejournal-crash-mark".into())
             .spawn(move || {
                 let result = journal.append_urgent_batch(records).map(|r| r.start);
-                if let Ok(first) = result {
-                    live.complete(first, applied, now);
-                }
+                // An error here means the journal was poisoned after the
+                // marker was acknowledged, by a lower LSN that failed: the
+                // marker stays unapplied, and the caller (if it still
+                // waits) takes the ledger.
+                let result =
+                    result.and_then(|first| live.complete(first, applied, now).map(|_| first));
                 let _ = tx.send(result);
             });
         let urgent = match spawned {
@@ -622,7 +626,7 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.journal.sync()?;
         let target = self.journal.next_lsn();
-        while !self.live.wait_applied(target, Duration::from_millis(100)) {
+        while !self.live.wait_applied(target, Duration::from_millis(100))? {
             if let Some(cause) = self.journal.poisoned() {
                 return Err(Error::Poisoned { cause });
             }
@@ -657,7 +661,7 @@ impl Store {
         let result = (|| {
             self.journal.sync()?;
             let target = self.journal.next_lsn();
-            while !self.live.wait_applied(target, Duration::from_millis(100)) {
+            while !self.live.wait_applied(target, Duration::from_millis(100))? {
                 if let Some(cause) = self.journal.poisoned() {
                     return Err(Error::Poisoned { cause });
                 }
@@ -668,10 +672,14 @@ impl Store {
                 .journal
                 .append(Record::new(ENTRY_KIND, entry.encode()))?;
             self.live
-                .complete(lsn, vec![entry], self.options.clock.now_ms());
+                .complete(lsn, vec![entry], self.options.clock.now_ms())?;
             self.journal.sync()
         })();
         let _ = compactor.stop();
+        // Nothing is applied after close: a crash mark's helper thread still
+        // waiting for the writer gets `Closed` instead of waiting on.
+        self.live
+            .abandon_from(self.journal.next_lsn(), Error::Closed);
         result
     }
 }
@@ -680,6 +688,24 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// Makes every wait of the state's sequencer end once the journal is
+/// poisoned: entries at or above the first LSN whose append failed can
+/// never be applied in order, so their appenders get `Poisoned` instead of
+/// waiting for the gap to fill (DESIGN.md, "Every wait and what ends it").
+fn stop_waits_on_poison(journal: &Journal, live: &Arc<LiveState>) {
+    let live = Arc::downgrade(live);
+    journal.on_poison(move |failed_from, cause| {
+        if let Some(live) = live.upgrade() {
+            live.abandon_from(
+                failed_from,
+                Error::Poisoned {
+                    cause: cause.to_string(),
+                },
+            );
+        }
+    });
 }
 
 /// Replays the log from the state's applied LSN; returns entries applied.

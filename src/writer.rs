@@ -111,6 +111,9 @@ struct Group {
     buf: Vec<u8>,
     after_write: Vec<(Completer, Lsn)>,
     after_sync: Vec<(Completer, Lsn)>,
+    /// `Sync` requests (no record of their own), acknowledged with the
+    /// next LSN once the group's sync returned.
+    sync_requests: Vec<Completer>,
 }
 
 pub(crate) struct Writer {
@@ -163,6 +166,7 @@ impl Writer {
                 buf: Vec::with_capacity(1 << 20),
                 after_write: Vec::new(),
                 after_sync: Vec::new(),
+                sync_requests: Vec::new(),
             },
         })
     }
@@ -207,6 +211,9 @@ impl Writer {
                 }
             }
         }
+        // Pause-only point (tests put an urgent request behind a normal one
+        // in one group).
+        let _ = self.failpoints.hit(names::WRITER_GATHER);
         while let Ok(r) = self.urgent.try_recv() {
             urgent.push(r);
         }
@@ -266,8 +273,7 @@ impl Writer {
                 }
                 Request::Sync { done } => {
                     need_sync = true;
-                    let lsn = self.next_lsn;
-                    self.group.after_sync.push((done, lsn));
+                    self.group.sync_requests.push(done);
                 }
                 Request::Close { done } => {
                     need_sync = true;
@@ -305,7 +311,7 @@ impl Writer {
             }
             if too_big {
                 if let Err(e) = self.rotate() {
-                    self.log.poison(e.to_string());
+                    self.poison(e.to_string());
                     return done.fail(Arc::new(e));
                 }
             }
@@ -336,6 +342,25 @@ impl Writer {
         }
     }
 
+    /// Poisons the journal. Called before the failed group's waiters are
+    /// resolved: the first LSN that will never be acknowledged is the
+    /// lowest record LSN still waiting in the group (its write or sync is
+    /// what failed), or the next LSN if none is (nothing is assigned after
+    /// this). Whoever waits for LSNs in order (the store's sequencer)
+    /// learns it through [`LogState::on_poison`] and stops waiting.
+    fn poison(&self, cause: String) {
+        let failed_from = self
+            .group
+            .after_write
+            .iter()
+            .chain(&self.group.after_sync)
+            .map(|(_, lsn)| *lsn)
+            .min()
+            .unwrap_or(self.next_lsn)
+            .min(self.next_lsn);
+        self.log.poison(cause, failed_from);
+    }
+
     fn fail_poisoned(&self, done: Completer) {
         let cause = self.log.poisoned().unwrap_or_else(|| "unknown".into());
         done.fail(Arc::new(Error::Poisoned { cause }));
@@ -351,6 +376,7 @@ impl Writer {
         buf.clear();
         let after_write = std::mem::take(&mut self.group.after_write);
         let mut after_sync = std::mem::take(&mut self.group.after_sync);
+        let sync_requests = std::mem::take(&mut self.group.sync_requests);
         let (first_lsn, records) = if sync {
             (self.next_lsn, 0)
         } else {
@@ -362,15 +388,20 @@ impl Writer {
             buf,
             after_write: Vec::new(),
             after_sync: Vec::new(),
+            sync_requests: Vec::new(),
         };
         match result {
             Ok(()) if !sync => {
                 self.group.after_sync = after_sync;
+                self.group.sync_requests = sync_requests;
                 Ok(())
             }
             Ok(()) => {
                 for (done, lsn) in after_sync.drain(..) {
                     done.succeed(lsn);
+                }
+                for done in sync_requests {
+                    done.succeed(self.next_lsn);
                 }
                 Ok(())
             }
@@ -378,6 +409,9 @@ impl Writer {
                 let e = Arc::new(e);
                 // `after_write` is non-empty only if the write itself failed.
                 for (done, _) in after_sync.into_iter().chain(after_write) {
+                    done.fail(e.clone());
+                }
+                for done in sync_requests {
                     done.fail(e.clone());
                 }
                 Err(())
@@ -397,7 +431,7 @@ impl Writer {
                 .and_then(|()| self.active.file.write_at(&self.group.buf, self.active.pos));
             if let Err(e) = wrote {
                 let e = Error::io("write to segment", &path, e);
-                self.log.poison(e.to_string());
+                self.poison(e.to_string());
                 return Err(e);
             }
             self.active.pos += self.group.buf.len() as u64;
@@ -419,7 +453,7 @@ impl Writer {
                 .and_then(|()| self.active.file.sync_data());
             if let Err(e) = synced {
                 let e = Error::io("fdatasync segment", &path, e);
-                self.log.poison(e.to_string());
+                self.poison(e.to_string());
                 return Err(e);
             }
             self.unsynced = false;
@@ -482,5 +516,16 @@ impl Writer {
         self.group.first_lsn = self.next_lsn;
         self.prealloc_requested = false;
         Ok(())
+    }
+}
+
+impl Drop for Writer {
+    /// A panic in the writer (a bug) poisons the journal before the
+    /// group's waiters are dropped (they resolve to [`Error::Closed`]), so
+    /// that no one waiting for an LSN of that group waits forever.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.poison("the writer thread panicked".into());
+        }
     }
 }
