@@ -259,32 +259,54 @@ impl Publisher {
         Ok(())
     }
 
-    /// Removes temp files left by a crash, and trace files no session owns
-    /// (a retirement whose file removal did not happen). Returns how many.
-    pub fn sweep(&self, owned: &dyn Fn(&str) -> bool) -> Result<usize> {
+    /// Sweeps the trace directory at open. With `delete`, removes temp
+    /// files left by a crash and the files of sessions the log says were
+    /// retired (`retired`: a retirement whose file removal did not happen).
+    /// A trace file that no session owns (`owned`) and that is not such a
+    /// leftover is never removed: it is listed in [`Swept::unknown`]. Without
+    /// `delete` (salvage) nothing is removed and every trace file no session
+    /// owns is listed.
+    pub fn sweep(
+        &self,
+        owned: &dyn Fn(&str) -> bool,
+        retired: &dyn Fn(&str) -> bool,
+        delete: bool,
+    ) -> Result<Swept> {
         let list = self
             .storage
             .list(&self.traces)
             .map_err(|e| Error::io("list trace directory", &self.traces, e))?;
-        let mut removed = 0;
+        let mut swept = Swept::default();
         for name in list {
             let stale_tmp = name.starts_with('.') && name.ends_with(".tmp");
-            let orphan = names::is_trace_file_name(&name) && !owned(&name);
-            if stale_tmp || orphan {
-                let path = self.traces.join(&name);
+            let trace = names::is_trace_file_name(&name) && !owned(&name);
+            let path = self.traces.join(&name);
+            if delete && (stale_tmp || (trace && retired(&name))) {
                 self.storage
                     .remove(&path)
                     .map_err(|e| Error::io("remove stale trace file", &path, e))?;
-                removed += 1;
+                swept.removed += 1;
+            } else if trace {
+                swept.unknown.push(path);
             }
         }
-        if removed > 0 {
+        if swept.removed > 0 {
             self.storage
                 .sync_dir(&self.traces)
                 .map_err(|e| Error::io("fsync trace directory", &self.traces, e))?;
         }
-        Ok(removed)
+        swept.unknown.sort();
+        Ok(swept)
     }
+}
+
+/// What [`Publisher::sweep`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Files removed (temp files and retired sessions' leftovers).
+    pub removed: usize,
+    /// Trace files no session owns that were left in place, sorted.
+    pub unknown: Vec<PathBuf>,
 }
 
 /// The compactor's settings.
@@ -297,6 +319,9 @@ pub struct CompactorConfig {
     pub pace_min_bytes: u64,
     /// Keep at most this many trace files (finished sessions go first).
     pub max_trace_files: Option<usize>,
+    /// Salvage mode: never delete anything (no segment removal, no
+    /// checkpoint pruning, no retention).
+    pub salvage: bool,
     /// Retire finished sessions that ended longer ago than this.
     pub max_age: Option<Duration>,
     /// Checkpoint once the log holds this many bytes and has grown by half
@@ -574,8 +599,14 @@ impl Worker {
         if let Some(min) = p.live.dirty.min_lsn() {
             bound = bound.min(min);
         }
+        if p.config.salvage {
+            // Nothing is ever deleted while salvaging.
+            bound = 0;
+        }
         let removed = p.journal.remove_segments_before(bound)?;
-        checkpoint::prune(&*p.storage, &p.checkpoints, KEEP_CHECKPOINTS)?;
+        if !p.config.salvage {
+            checkpoint::prune(&*p.storage, &p.checkpoints, KEEP_CHECKPOINTS)?;
+        }
         self.ckpt_base_bytes = p.journal.segment_bytes();
         Ok(CompactReport {
             checkpoint_lsn: info.applied_lsn,
@@ -589,7 +620,7 @@ impl Worker {
     /// Retention: retire the oldest finished sessions beyond the limits.
     fn maybe_retain(&mut self, now: u64) {
         let cfg = &self.parts.config;
-        if cfg.max_trace_files.is_none() && cfg.max_age.is_none() {
+        if cfg.salvage || (cfg.max_trace_files.is_none() && cfg.max_age.is_none()) {
             return;
         }
         if now < self.last_retention + self.debounce_ms() && self.last_retention != 0 {

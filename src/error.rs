@@ -92,6 +92,17 @@ pub enum Error {
     },
     /// No session has this id.
     UnknownSession(String),
+    /// The store refused to open, and changed nothing on disk: opening
+    /// would silently lose sessions (the log no longer starts at LSN 1 and
+    /// no checkpoint covers the gap), or a checkpoint is in a format this
+    /// build cannot read. The reason names every file involved and what
+    /// the user can do.
+    OpenRefused {
+        /// The store directory or the checkpoint file.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -148,6 +159,10 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::UnknownSession(id) => Error::UnknownSession(id.clone()),
+            Error::OpenRefused { path, reason } => Error::OpenRefused {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
         }
     }
 
@@ -207,6 +222,11 @@ impl fmt::Display for Error {
                 write!(f, "event {index} rejected, nothing written: {reason}")
             }
             Error::UnknownSession(id) => write!(f, "no session has the id {id:?}"),
+            Error::OpenRefused { path, reason } => write!(
+                f,
+                "refusing to open the store ({}): {reason}; nothing on disk was changed",
+                path.display()
+            ),
         }
     }
 }

@@ -411,7 +411,7 @@ impl Ops<'_> {
 /// | 11 | `Opened` | |
 /// | 12 | an earlier entry again, at the next LSN (a client retry) | index |
 /// | 13 | an earlier entry again at its own LSN (a checkpoint replay) | index |
-/// | 14 | checkpoint: the state through `serde_json` and on from the copy | |
+/// | 14 | checkpoint: the state through the checkpoint body encoding and on from the copy | |
 /// | 15 | operand % 32 == 1: a flood of up to 6,000 events (kind: operand / 32); else skip operand / 8 + 1 LSNs | operand, then for a flood: session, 2 bytes count |
 ///
 /// Entries get LSNs in order. Each is encoded and decoded first (the
@@ -725,14 +725,17 @@ impl<'a> ModelRun<'a> {
         }
     }
 
-    /// The checkpoint round trip: the state through `serde_json` must come
-    /// back equal, and the run goes on from the copy, as after a restart.
+    /// The checkpoint round trip: the state through the checkpoint body
+    /// encoding (`model::snapshot`) must come back equal, and the run goes
+    /// on from the copy, as after a restart.
     fn checkpoint(&mut self) {
-        let text = serde_json::to_string(&self.state)
+        let body = crate::model::snapshot::encode(&self.state)
             .unwrap_or_else(|e| panic!("the state does not encode as a checkpoint: {e}"));
-        let back: Sessions = serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!("the state does not survive the checkpoint JSON round trip: {e}")
-        });
+        let back: Sessions =
+            crate::model::snapshot::decode(crate::model::snapshot::BODY_VERSION, &body)
+                .unwrap_or_else(|e| {
+                    panic!("the state does not survive the checkpoint round trip: {e}")
+                });
         assert!(
             back == self.state,
             "the checkpoint round trip changed the state"

@@ -61,6 +61,11 @@ pub struct Cli {
     /// The store's (journal's) directory; required except by `demo`
     #[arg(long, value_name = "DIR", global = true)]
     pub dir: Option<PathBuf>,
+    /// Open the store even though sessions are lost (the log no longer
+    /// starts at its first entry and no checkpoint covers the gap), to
+    /// read what is left; nothing is deleted while salvaging
+    #[arg(long, global = true)]
+    pub salvage: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -279,7 +284,13 @@ fn required_dir(cli: &Cli) -> &Path {
     }
 }
 
+/// `--salvage`, set once by [`run`] before any store is opened (one flag
+/// for every command that opens the store, without threading it through
+/// each of them).
+static SALVAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
+    SALVAGE.store(cli.salvage, std::sync::atomic::Ordering::Relaxed);
     match &cli.command {
         Command::Demo { agents, events } => {
             return demo(cli.dir.as_deref(), *agents, *events, out);
@@ -803,11 +814,37 @@ fn millis(d: Duration) -> String {
 fn open_store(dir: &Path) -> CliResult<(Store, OpenReport)> {
     let options = StoreOptions {
         orphans: OrphanPolicy::KeepOpen,
+        salvage: SALVAGE.load(std::sync::atomic::Ordering::Relaxed),
         ..StoreOptions::default()
     };
     let (store, report) = Store::open(dir, options)?;
     warn_about_cuts(&report.journal);
+    warn_about_open(&report);
     Ok((store, report))
+}
+
+/// Warns on stderr about skipped checkpoints, lost entries (salvage) and
+/// trace files open left alone because no session owns them.
+fn warn_about_open(report: &OpenReport) {
+    let mut err = io::stderr().lock();
+    for (name, why) in &report.checkpoints_skipped {
+        let _ = writeln!(err, "warning: skipped checkpoint {name}: {why}");
+    }
+    if let Some(missing) = &report.missing {
+        let _ = writeln!(
+            err,
+            "warning: salvage: the entries at LSNs {} to {} are lost; sessions they held are missing",
+            missing.start,
+            missing.end.saturating_sub(1)
+        );
+    }
+    for path in &report.unknown_trace_files {
+        let _ = writeln!(
+            err,
+            "warning: {} belongs to no known session; left in place",
+            path.display()
+        );
+    }
 }
 
 /// Opens the store in `dir` if there is one: reading commands never create

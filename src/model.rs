@@ -16,6 +16,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+pub mod snapshot;
+
 /// The error text of a crash without a reason (the frontends' wording).
 pub const DEFAULT_CRASH_REASON: &str = "Process exited before trace completed";
 
@@ -34,6 +36,11 @@ pub const MAX_TOOL_OUTPUT_CHARS: usize = 10_000;
 
 /// A user message is cut to this many characters.
 pub const MAX_USER_MESSAGE_CHARS: usize = 4_000;
+
+/// How many retired session ids the state remembers (newest kept), so
+/// that open can tell a retired session's leftover trace file from a file
+/// it knows nothing about.
+pub const MAX_RETIRED_REMEMBERED: usize = 4_096;
 
 /// How many recent tool calls the loop detector looks at.
 const LOOP_WINDOW: usize = 10;
@@ -253,6 +260,10 @@ pub struct Sessions {
     applied: Lsn,
     /// True if the latest entry was a clean `Shutdown`.
     clean_shutdown: bool,
+    /// Ids of the newest retired sessions (at most
+    /// [`MAX_RETIRED_REMEMBERED`], oldest first); never one that exists.
+    #[serde(default)]
+    retired: VecDeque<String>,
 }
 
 impl Sessions {
@@ -294,6 +305,13 @@ impl Sessions {
         self.sessions.is_empty()
     }
 
+    /// Ids of the newest retired sessions (oldest first; at most
+    /// [`MAX_RETIRED_REMEMBERED`]). A trace file of one of them is a
+    /// leftover of its retirement.
+    pub fn retired(&self) -> impl Iterator<Item = &str> {
+        self.retired.iter().map(String::as_str)
+    }
+
     /// The LSN of the event that stored `key` for `session`, if any.
     pub fn key_lsn(&self, session: &str, key: &str) -> Option<Lsn> {
         self.keys.get(session)?.get(key).copied()
@@ -322,6 +340,12 @@ impl Sessions {
             Entry::Retire { session } => {
                 self.keys.remove(session);
                 let retired = self.sessions.remove(session).is_some();
+                if retired {
+                    if self.retired.len() >= MAX_RETIRED_REMEMBERED {
+                        self.retired.pop_front();
+                    }
+                    self.retired.push_back(session.clone());
+                }
                 Applied {
                     session: Some(session.clone()),
                     changed: retired,
@@ -378,6 +402,7 @@ impl Sessions {
             }
             let session = Session::create(&event.session, time, lsn);
             self.sessions.insert(event.session.clone(), session);
+            self.retired.retain(|id| *id != event.session);
         }
         let session = self.sessions.get_mut(&event.session).expect("inserted");
         session.changed_by(lsn, time);

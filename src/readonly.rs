@@ -35,7 +35,7 @@
 //!   creates no `checkpoints/` directory and leaves the crash ledger where
 //!   it is.
 
-use crate::checkpoint;
+use crate::checkpoint::{self, Unreadable};
 use crate::compactor::{CHECKPOINTS_DIR, TRACES_DIR};
 use crate::error::{Error, Result};
 use crate::event::{Entry, ENTRY_KIND};
@@ -50,7 +50,7 @@ use crate::recovery::{Recovered, Recovery, RecoveryMode, RecoveryReport};
 use crate::render;
 use crate::segment::{self, SegmentHeader};
 use crate::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
-use crate::store::{self, SessionSummary, StoreOptions};
+use crate::store::{self, check_coverage, SessionSummary, StoreOptions};
 use crate::Lsn;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -530,45 +530,28 @@ impl StoreSnapshot {
             ..SnapshotReport::default()
         };
         let ckpt_dir = dir.join(CHECKPOINTS_DIR);
-        let sessions = match checkpoint::load_newest(&*storage, &ckpt_dir)? {
+        // The same rules as `Store::open`: a gap no checkpoint covers, or a
+        // checkpoint in a version this build cannot read, is a refusal
+        // unless salvaging; a salvaged snapshot starts after the gap.
+        let unreadable = if options.salvage {
+            Unreadable::Skip
+        } else {
+            Unreadable::Refuse
+        };
+        let scan = checkpoint::scan(&*storage, &ckpt_dir, unreadable)?;
+        if !options.salvage {
+            check_coverage(&scan, journal.first_lsn(), &ckpt_dir)?;
+        }
+        report.checkpoints_skipped = scan.skipped;
+        let mut sessions = match scan.loaded {
             Some(loaded) => {
                 report.checkpoint = Some(loaded.info.applied_lsn);
-                report.checkpoints_skipped = loaded.skipped;
                 loaded.state
             }
-            None if journal.first_lsn() > 1 => {
-                let files: Vec<String> = checkpoint::list(&*storage, &ckpt_dir)?
-                    .into_iter()
-                    .map(checkpoint::file_name)
-                    .collect();
-                return Err(Error::Corruption {
-                    file: ckpt_dir,
-                    offset: 0,
-                    reason: format!(
-                        "the log starts at LSN {} but no checkpoint could be loaded to cover \
-                         the entries before it (checkpoint files: {})",
-                        journal.first_lsn(),
-                        if files.is_empty() {
-                            "none".to_string()
-                        } else {
-                            files.join(", ")
-                        }
-                    ),
-                });
-            }
-            None => Sessions::new(journal.first_lsn()),
+            None => Sessions::new(1),
         };
         if sessions.applied() < journal.first_lsn() {
-            return Err(Error::Corruption {
-                file: dir.to_path_buf(),
-                offset: 0,
-                reason: format!(
-                    "the log starts at LSN {} but the newest usable checkpoint covers only \
-                     LSNs below {}: the entries between are lost",
-                    journal.first_lsn(),
-                    sessions.applied()
-                ),
-            });
+            sessions.skip(journal.first_lsn() - 1);
         }
         // The checkpoint may be newer than our look at the log: catch up.
         while sessions.applied() > journal.next_lsn() {

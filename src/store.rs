@@ -15,7 +15,7 @@
 //! * [`Store::sessions`], [`Store::session`], [`Store::subscribe`],
 //!   [`Store::flush`], [`Store::compact`], [`Store::close`].
 
-use crate::checkpoint;
+use crate::checkpoint::{self, Scan, Unreadable};
 use crate::clock::Clock;
 use crate::compactor::{
     CompactReport, Compactor, CompactorConfig, CompactorParts, FileStats, Publisher, Publishing,
@@ -23,16 +23,19 @@ use crate::compactor::{
 };
 use crate::error::{Error, Result};
 use crate::event::{Body, Entry, Event, ENTRY_KIND};
-use crate::journal::Journal;
+use crate::journal::{Journal, LOCK_FILE};
 use crate::ledger::Ledger;
 use crate::model::{Session, Sessions, Status, ORPHANED_REASON};
 use crate::names;
 use crate::options::{Options, Record};
 use crate::recovery::RecoveryReport;
 use crate::render;
+use crate::segment::{self, SegmentHeader};
 use crate::state::{LiveState, Subscription};
+use crate::storage::{OpenMode, Storage};
 use crate::Lsn;
 use std::collections::HashSet;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +81,19 @@ pub struct StoreOptions {
     pub crash_wait: Duration,
     /// Entries a subscriber may fall behind before it is cut off.
     pub subscriber_capacity: usize,
+    /// Salvage mode: open even if sessions are lost, and never delete a
+    /// file. Without it (the default), `open` refuses with
+    /// [`Error::OpenRefused`], changing nothing on disk, when the log no
+    /// longer starts at LSN 1 and no checkpoint covers the LSNs before it
+    /// (every checkpoint that did is damaged), or when a checkpoint is in a
+    /// format version this build does not read. With it, such a store
+    /// opens with what is left ([`OpenReport::missing`] says which LSNs are
+    /// lost), and nothing is deleted while it is open: no temp or trace
+    /// file sweep, no crash ledger removal, no segment removal, no
+    /// checkpoint pruning, no retention. Checkpoints are still written, so
+    /// once one is, the store opens normally again (with the salvaged
+    /// state; the trace files of lost sessions stay, reported as unknown).
+    pub salvage: bool,
 }
 
 impl Default for StoreOptions {
@@ -93,6 +109,7 @@ impl Default for StoreOptions {
             checkpoint_bytes: 256 << 20,
             crash_wait: Duration::from_secs(1),
             subscriber_capacity: 65_536,
+            salvage: false,
         }
     }
 }
@@ -144,15 +161,24 @@ pub struct OpenReport {
     pub journal: RecoveryReport,
     /// The checkpoint loaded (its LSN), if any.
     pub checkpoint: Option<Lsn>,
-    /// Checkpoints skipped as invalid, with why.
+    /// Checkpoints skipped as invalid, with why (file name, reason),
+    /// newest first. Set on every open that skipped one.
     pub checkpoints_skipped: Vec<(String, String)>,
+    /// Salvage mode only: the LSNs the log no longer holds and no
+    /// checkpoint covers (their entries are lost). `None` when nothing is
+    /// missing.
+    pub missing: Option<Range<Lsn>>,
+    /// Trace files in `traces/` that no session owns and that open left
+    /// alone (it removes only temp files and retired sessions' leftovers),
+    /// sorted.
+    pub unknown_trace_files: Vec<PathBuf>,
     /// Log entries replayed after the checkpoint.
     pub replayed: u64,
     /// Crash markers found in the crash ledger.
     pub ledger_markers: usize,
     /// Sessions marked crashed because their process died.
     pub orphans_marked: Vec<String>,
-    /// Stale temp files and orphan trace files removed.
+    /// Stale temp files and retired sessions' leftover trace files removed.
     pub swept: usize,
     /// Sessions recovered.
     pub sessions: usize,
@@ -178,41 +204,52 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating if needed) the store in `dir` and recovers it.
+    ///
+    /// Refuses with [`Error::OpenRefused`] (see [`StoreOptions::salvage`])
+    /// before anything is written when opening would silently lose
+    /// sessions: the log does not start at LSN 1 and no checkpoint covers
+    /// the LSNs before it, or a checkpoint is in a version this build does
+    /// not read.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<(Store, OpenReport)> {
         let dir = dir.as_ref().to_path_buf();
-        let (journal, journal_report) = Journal::open(&dir, options.journal.clone())?;
-        let journal = Arc::new(journal);
         let storage = options.journal.storage.clone();
         let failpoints = options.journal.failpoints.clone();
+        let salvage = options.salvage;
+        let ckpt_dir = dir.join(CHECKPOINTS_DIR);
+        // The check comes first, reading only: a refused open must not
+        // change a byte (not even the journal's recovery may run).
+        let checked = if salvage {
+            None
+        } else {
+            precheck(&*storage, &dir, &ckpt_dir)?
+        };
+        let (journal, journal_report) = Journal::open(&dir, options.journal.clone())?;
+        let journal = Arc::new(journal);
         let mut report = OpenReport {
             journal: journal_report,
             ..OpenReport::default()
         };
 
-        let ckpt_dir = dir.join(CHECKPOINTS_DIR);
+        // Reuse the checked scan unless the checkpoints changed meanwhile
+        // (another process between our check and the journal's lock).
+        let scan = match checked {
+            Some((names, scan)) if checkpoint::list(&*storage, &ckpt_dir)? == names => scan,
+            _ => checkpoint::scan(
+                &*storage,
+                &ckpt_dir,
+                if salvage {
+                    Unreadable::Skip
+                } else {
+                    Unreadable::Refuse
+                },
+            )?,
+        };
+        let sessions = starting_state(scan, journal.first_lsn(), &ckpt_dir, salvage, &mut report)?;
         storage
             .create_dir_all(&ckpt_dir)
             .map_err(|e| Error::io("create checkpoint directory", &ckpt_dir, e))?;
-        report.swept += checkpoint::sweep_temps(&*storage, &ckpt_dir)?;
-        let sessions = match checkpoint::load_newest(&*storage, &ckpt_dir)? {
-            Some(loaded) => {
-                report.checkpoint = Some(loaded.info.applied_lsn);
-                report.checkpoints_skipped = loaded.skipped;
-                loaded.state
-            }
-            None => Sessions::new(journal.first_lsn()),
-        };
-        if sessions.applied() < journal.first_lsn() {
-            return Err(Error::Corruption {
-                file: dir.clone(),
-                offset: 0,
-                reason: format!(
-                    "the log starts at LSN {} but the newest usable checkpoint covers only \
-                     LSNs below {}: the entries between are lost",
-                    journal.first_lsn(),
-                    sessions.applied()
-                ),
-            });
+        if !salvage {
+            report.swept += checkpoint::sweep_temps(&*storage, &ckpt_dir)?;
         }
         let live = Arc::new(LiveState::new(sessions, options.subscriber_capacity));
         stop_waits_on_poison(&journal, &live);
@@ -223,12 +260,20 @@ impl Store {
             dir.join(TRACES_DIR),
             failpoints.clone(),
         )?);
-        let owned: HashSet<String> = live
-            .read()
-            .iter()
-            .map(|s| names::file_name(&s.id))
-            .collect();
-        report.swept += publisher.sweep(&|name| owned.contains(name))?;
+        let (owned, retired): (HashSet<String>, HashSet<String>) = {
+            let state = live.read();
+            (
+                state.iter().map(|s| names::file_name(&s.id)).collect(),
+                state.retired().map(names::file_name).collect(),
+            )
+        };
+        let swept = publisher.sweep(
+            &|name| owned.contains(name),
+            &|name| retired.contains(name),
+            !salvage,
+        )?;
+        report.swept += swept.removed;
+        report.unknown_trace_files = swept.unknown;
 
         let store = Store {
             dir: dir.clone(),
@@ -287,7 +332,7 @@ impl Store {
             .filter(|a| a.changed)
             .filter_map(|a| a.session)
             .collect();
-        if report.ledger_markers > 0 {
+        if report.ledger_markers > 0 && !self.options.salvage {
             self.ledger.remove()?;
         }
         Ok(changed)
@@ -348,6 +393,7 @@ impl Store {
                 max_trace_files: self.options.max_trace_files,
                 max_age: self.options.max_age,
                 checkpoint_bytes: self.options.checkpoint_bytes,
+                salvage: self.options.salvage,
             },
             live: self.live.clone(),
             journal: self.journal.clone(),
@@ -706,6 +752,137 @@ fn stop_waits_on_poison(journal: &Journal, live: &Arc<LiveState>) {
             );
         }
     });
+}
+
+/// The check [`Store::open`] makes before anything can write: reads the
+/// first segment's header (the LSN the log starts at) and scans the
+/// checkpoints, under the directory lock when the store has one, and
+/// refuses if the log does not start at LSN 1 and no checkpoint covers the
+/// gap, or if a checkpoint is in a version this build does not read.
+/// Returns the checkpoint names it saw and the scan, to be reused; `None`
+/// when there is nothing to check (no directory, no segment, or a first
+/// segment the journal's recovery must judge).
+fn precheck(
+    storage: &dyn Storage,
+    dir: &Path,
+    ckpt_dir: &Path,
+) -> Result<Option<(Vec<Lsn>, Scan)>> {
+    let names = match storage.list(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("list store directory", dir, e)),
+    };
+    // Taking the lock changes no byte of an existing LOCK file; a store
+    // without one was never opened by tracejournal, so nobody holds it.
+    let _lock = if names.iter().any(|n| n == LOCK_FILE) {
+        let path = dir.join(LOCK_FILE);
+        Some(storage.lock(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked {
+                    dir: dir.to_path_buf(),
+                }
+            } else {
+                Error::io("lock journal directory", &path, e)
+            }
+        })?)
+    } else {
+        None
+    };
+    let Some(first_segment) = names
+        .iter()
+        .filter_map(|n| segment::parse_file_name(n))
+        .min()
+    else {
+        return Ok(None);
+    };
+    let path = dir.join(segment::file_name(first_segment));
+    let mut header = [0u8; segment::HEADER_LEN];
+    let read = storage
+        .open(&path, OpenMode::Read)
+        .and_then(|file| file.read_at(&mut header, 0));
+    let Ok(SegmentHeader { first_lsn, .. }) = read
+        .map_err(|e| e.to_string())
+        .and_then(|()| SegmentHeader::decode(&header))
+    else {
+        // Damage in the first segment is the journal's recovery to judge;
+        // the check after it still refuses a gap.
+        return Ok(None);
+    };
+    let listed = checkpoint::list(storage, ckpt_dir)?;
+    let scan = checkpoint::scan(storage, ckpt_dir, Unreadable::Refuse)?;
+    check_coverage(&scan, first_lsn, ckpt_dir)?;
+    Ok(Some((listed, scan)))
+}
+
+/// Refuses ([`Error::OpenRefused`]) if the log starts after LSN 1 and the
+/// newest valid checkpoint (if any) does not reach it.
+pub(crate) fn check_coverage(scan: &Scan, first_lsn: Lsn, ckpt_dir: &Path) -> Result<()> {
+    let covered = scan.loaded.as_ref().map_or(1, |l| l.state.applied());
+    if covered >= first_lsn {
+        return Ok(());
+    }
+    let mut files: Vec<String> = scan
+        .skipped
+        .iter()
+        .map(|(name, why)| format!("{name}: {why}"))
+        .collect();
+    if let Some(loaded) = &scan.loaded {
+        files.push(format!(
+            "{}: valid, but covers only LSNs below {}",
+            loaded.info.path.file_name().map_or_else(
+                || loaded.info.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            ),
+            loaded.info.applied_lsn
+        ));
+    }
+    let found = if files.is_empty() {
+        format!("{} holds no checkpoint", ckpt_dir.display())
+    } else {
+        format!(
+            "checkpoints in {}: {}",
+            ckpt_dir.display(),
+            files.join("; ")
+        )
+    };
+    Err(Error::OpenRefused {
+        path: ckpt_dir.to_path_buf(),
+        reason: format!(
+            "the log starts at LSN {first_lsn}, and no usable checkpoint covers LSNs \
+             {covered}..{first_lsn} (the segments holding them were removed after a \
+             checkpoint): opening would lose the sessions they hold ({found}). Restore a \
+             checkpoint file from a backup, or open in salvage mode (StoreOptions::salvage, \
+             `--salvage`) to read what is left; salvage deletes nothing"
+        ),
+    })
+}
+
+/// The state open starts from: the newest valid checkpoint's, or an empty
+/// one. Refuses a gap unless salvaging; when salvaging, records it in
+/// [`OpenReport::missing`] and starts after it.
+fn starting_state(
+    scan: Scan,
+    first_lsn: Lsn,
+    ckpt_dir: &Path,
+    salvage: bool,
+    report: &mut OpenReport,
+) -> Result<Sessions> {
+    if !salvage {
+        check_coverage(&scan, first_lsn, ckpt_dir)?;
+    }
+    report.checkpoints_skipped = scan.skipped;
+    let mut sessions = match scan.loaded {
+        Some(loaded) => {
+            report.checkpoint = Some(loaded.info.applied_lsn);
+            loaded.state
+        }
+        None => Sessions::new(1),
+    };
+    if sessions.applied() < first_lsn {
+        report.missing = Some(sessions.applied()..first_lsn);
+        sessions.skip(first_lsn - 1);
+    }
+    Ok(sessions)
 }
 
 /// Replays the log from the state's applied LSN; returns entries applied.
