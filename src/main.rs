@@ -831,12 +831,7 @@ fn warn_about_open(report: &OpenReport) {
         let _ = writeln!(err, "warning: skipped checkpoint {name}: {why}");
     }
     if let Some(missing) = &report.missing {
-        let _ = writeln!(
-            err,
-            "warning: salvage: the entries at LSNs {} to {} are lost; sessions they held are missing",
-            missing.start,
-            missing.end.saturating_sub(1)
-        );
+        warn_about_missing(missing);
     }
     for path in &report.unknown_trace_files {
         let _ = writeln!(
@@ -845,6 +840,15 @@ fn warn_about_open(report: &OpenReport) {
             path.display()
         );
     }
+}
+
+/// Warns on stderr that salvage lost the entries at `missing`.
+fn warn_about_missing(missing: &std::ops::Range<tracejournal::Lsn>) {
+    eprintln!(
+        "warning: salvage: the entries at LSNs {} to {} are lost; sessions they held are missing",
+        missing.start,
+        missing.end.saturating_sub(1)
+    );
 }
 
 /// Opens the store in `dir` if there is one: reading commands never create
@@ -871,8 +875,19 @@ fn open_existing_snapshot(dir: &Path) -> CliResult<Option<StoreSnapshot>> {
     {
         return Ok(None);
     }
-    let (snapshot, report) = StoreSnapshot::open(dir, &StoreOptions::default())?;
+    let options = StoreOptions {
+        salvage: SALVAGE.load(std::sync::atomic::Ordering::Relaxed),
+        ..StoreOptions::default()
+    };
+    let (snapshot, report) = StoreSnapshot::open(dir, &options)?;
     note_where_reading_stops(&report.journal);
+    let mut err = io::stderr().lock();
+    for (name, why) in &report.checkpoints_skipped {
+        let _ = writeln!(err, "warning: skipped checkpoint {name}: {why}");
+    }
+    if let Some(missing) = &report.missing {
+        warn_about_missing(missing);
+    }
     Ok(Some(snapshot))
 }
 

@@ -465,6 +465,9 @@ pub struct SnapshotReport {
     pub checkpoint: Option<Lsn>,
     /// Checkpoints skipped as invalid, with why.
     pub checkpoints_skipped: Vec<(String, String)>,
+    /// Salvaging only: the LSNs lost between the newest usable checkpoint
+    /// and the start of the log (their sessions are missing).
+    pub missing: Option<std::ops::Range<Lsn>>,
     /// Log entries replayed after the checkpoint.
     pub replayed: u64,
     /// Crash markers found in the crash ledger (applied in memory; the
@@ -551,6 +554,7 @@ impl StoreSnapshot {
             None => Sessions::new(1),
         };
         if sessions.applied() < journal.first_lsn() {
+            report.missing = Some(sessions.applied()..journal.first_lsn());
             sessions.skip(journal.first_lsn() - 1);
         }
         // The checkpoint may be newer than our look at the log: catch up.
