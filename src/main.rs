@@ -600,11 +600,17 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
             TypeCounts::new(),
         ),
     };
-    let files = list_files(dir)?;
-    let (segments, others): (Vec<_>, Vec<_>) = files
-        .iter()
+    let files = list_store_files(dir)?;
+    let (nested, top): (Vec<_>, Vec<_>) = files.iter().partition(|(name, _)| name.contains('/'));
+    let (segments, others): (Vec<_>, Vec<_>) = top
+        .into_iter()
         .partition(|(name, _)| segment::parse_file_name(name).is_some());
-    let width = files.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let width = segments
+        .iter()
+        .chain(&others)
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
     writeln!(out, "journal: {}", dir.display())?;
     writeln!(out, "segments: {}", segments.len())?;
     for (name, size) in &segments {
@@ -615,6 +621,19 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
         for (name, size) in &others {
             writeln!(out, "  {name:<width$}  {size} bytes")?;
         }
+    }
+    // Subdirectories (checkpoints/, traces/): counted, not listed one by
+    // one (a store may hold thousands of trace files).
+    let mut subdirs: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (name, size) in &nested {
+        let sub = name.split('/').next().unwrap_or(name);
+        let e = subdirs.entry(sub).or_default();
+        e.0 += 1;
+        e.1 += size;
+    }
+    for (sub, (count, bytes)) in &subdirs {
+        let files = if *count == 1 { "file" } else { "files" };
+        writeln!(out, "{sub}/: {count} {files}, {bytes} bytes")?;
     }
     writeln!(out, "records: {}", report.records)?;
     writeln!(
@@ -632,7 +651,7 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
     let disk: u64 = files.iter().map(|(_, size)| size).sum();
     writeln!(
         out,
-        "disk bytes: {disk} (all {} files in the directory)",
+        "disk bytes: {disk} (all {} files of the store, in every subdirectory)",
         files.len()
     )?;
     writeln!(out, "record types: {}", types.len())?;
@@ -660,6 +679,30 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
         writeln!(out, "recovery removed temporary file: {}", p.display())?;
     }
     Ok(())
+}
+
+/// Every regular file under `dir` (subdirectories included, symbolic
+/// links not followed) with its size, as a `/`-separated path relative to
+/// `dir`, sorted.
+fn list_store_files(dir: &Path) -> CliResult<Vec<(String, u64)>> {
+    fn walk(dir: &Path, prefix: &str, files: &mut Vec<(String, u64)>) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                walk(&entry.path(), &format!("{name}/"), files)?;
+            } else if kind.is_file() {
+                files.push((name, entry.metadata()?.len()));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, "", &mut files)
+        .map_err(|e| Failure::Message(format!("cannot list {}: {e}", dir.display())))?;
+    files.sort();
+    Ok(files)
 }
 
 /// Regular files of `dir` with their sizes, sorted by name.

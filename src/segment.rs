@@ -60,7 +60,8 @@ const TEMP_SUFFIX: &str = ".seg.tmp";
 const SPARE_SUFFIX: &str = ".seg.spare";
 /// The smallest size a segment file may have: its header and one empty
 /// record frame.
-pub const MIN_SEGMENT_SIZE: u64 = (HEADER_LEN + crate::frame::HEADER_LEN + crate::frame::ALIGN) as u64;
+pub const MIN_SEGMENT_SIZE: u64 =
+    (HEADER_LEN + crate::frame::HEADER_LEN + crate::frame::ALIGN) as u64;
 const BROKEN_SUFFIX: &str = ".broken";
 
 /// The decoded header of a segment.
@@ -465,9 +466,7 @@ fn preallocate_loop(
     dir: PathBuf,
     failpoints: Failpoints,
 ) {
-    let wanted = |slot: &Slot, number: u64, size: u64| {
-        matches!(slot, Slot::Preparing(n, z) if *n == number && *z == size)
-    };
+    let wanted = |slot: &Slot, number: u64, size: u64| matches!(slot, Slot::Preparing(n, z) if *n == number && *z == size);
     for (number, size) in rx {
         // Skip requests that were taken over (by `take`, or a newer
         // request): never prepare a segment `take` may be preparing too.
@@ -538,6 +537,35 @@ mod tests {
             assert!(SegmentHeader::decode(&bad).is_err(), "flip at {i} passed");
         }
         assert!(SegmentHeader::decode(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn spare_names_parse_back_and_are_neither_segments_nor_temps() {
+        assert_eq!(parse_spare_name(&spare_name(7)), Some(7));
+        assert_eq!(parse_file_name(&spare_name(7)), None);
+        assert!(!is_temp_name(&spare_name(7)));
+        assert_eq!(parse_spare_name(&file_name(7)), None);
+        assert_eq!(parse_spare_name(&temp_name(7)), None);
+        assert_eq!(parse_spare_name("7.seg.spare"), None);
+    }
+
+    #[test]
+    fn segment_sizes_double_fit_the_record_and_stop_at_the_maximum() {
+        let max = 64 << 20;
+        assert_eq!(next_segment_size(1 << 20, 0, max), 2 << 20);
+        assert_eq!(next_segment_size(32 << 20, 0, max), 64 << 20);
+        assert_eq!(next_segment_size(64 << 20, 0, max), 64 << 20);
+        // An old segment larger than the maximum: the maximum.
+        assert_eq!(next_segment_size(100 << 20, 0, max), 64 << 20);
+        // A record that needs more than the doubled size gets room for it,
+        // rounded up to the frame alignment.
+        assert_eq!(next_segment_size(4096, 20_001, max), 20_008);
+        assert_eq!(next_segment_size(4096, 20_001, 16_384), 16_384);
+        // Odd sizes of an existing file are rounded up too; never below
+        // the smallest segment.
+        assert_eq!(next_segment_size(4099, 0, max), 8200);
+        assert_eq!(next_segment_size(0, 0, max), MIN_SEGMENT_SIZE);
+        assert_eq!(next_segment_size(u64::MAX, 0, max), max);
     }
 
     #[test]

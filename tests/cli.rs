@@ -467,7 +467,7 @@ fn stats_prints_the_counts() {
     assert!(r.stdout.contains("\nsegments: 1\n"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains(&format!("\n  {FIRST_SEGMENT}  {} bytes\n", 64 << 20)),
+            .contains(&format!("\n  {FIRST_SEGMENT}  {} bytes\n", 1 << 20)),
         "{}",
         r.stdout
     );
