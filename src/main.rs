@@ -9,10 +9,15 @@
 //! tracejournal --dir DIR ingest [FILE] [--workers N]
 //! tracejournal --dir DIR sessions [--json]
 //! tracejournal --dir DIR show ID [--pretty]
-//! tracejournal --dir DIR crash ID --reason TEXT
+//! tracejournal --dir DIR crash ID [--reason TEXT]
 //! tracejournal --dir DIR compact
 //! tracejournal [--dir DIR] demo [--agents N] [--events N]
 //! ```
+//!
+//! Without `--dir`, the directory is `$TRACEJOURNAL_DIR`, else the user's
+//! data directory: `$XDG_DATA_HOME/tracejournal`, else
+//! `~/.local/share/tracejournal` (on macOS `~/Library/Application
+//! Support/tracejournal`). `demo` uses `--dir` or `./tracejournal-demo`.
 //!
 //! Errors go to stderr as `error: <message>` with exit code 1; usage errors
 //! exit with code 2. Everything else goes to stdout.
@@ -31,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracejournal::event::{parse_line, Event};
-use tracejournal::model::{Status, ORPHANED_REASON};
+use tracejournal::model::{Status, DEFAULT_CRASH_REASON, ORPHANED_REASON};
 use tracejournal::recovery::Truncation;
 use tracejournal::render::iso8601;
 use tracejournal::segment;
@@ -50,7 +55,9 @@ pub const RECORD_TYPE_JSON: u8 = 1;
              ingest events, list and show sessions, and read, check and describe the journal"
 )]
 pub struct Cli {
-    /// The store's (journal's) directory; required except by `demo`
+    /// The store's (journal's) directory [default: $TRACEJOURNAL_DIR, else
+    /// $XDG_DATA_HOME/tracejournal, else ~/.local/share/tracejournal; on
+    /// macOS ~/Library/Application Support/tracejournal]
     #[arg(long, value_name = "DIR", global = true)]
     pub dir: Option<PathBuf>,
     /// What to do.
@@ -122,7 +129,7 @@ pub enum Command {
         /// The session id, or a prefix of it that matches only one session.
         id: String,
         /// Why; becomes the session's error text.
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", default_value = DEFAULT_CRASH_REASON)]
         reason: String,
     },
     /// Checkpoint every session and remove the log segments that makes
@@ -235,16 +242,48 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--dir`, or a usage error (exit code 2) naming it.
-fn required_dir(cli: &Cli) -> &Path {
-    match &cli.dir {
+/// The environment variable naming the store's directory when `--dir` is
+/// not given.
+pub const DIR_VARIABLE: &str = "TRACEJOURNAL_DIR";
+
+/// The store's directory: `--dir`, else `$TRACEJOURNAL_DIR`, else the
+/// per-user default ([`default_dir`]). A usage error (exit code 2) if none
+/// can be found (no `HOME`).
+fn store_dir(cli: &Cli) -> PathBuf {
+    let from_env = std::env::var_os(DIR_VARIABLE).filter(|v| !v.is_empty());
+    let home = std::env::var_os("HOME").filter(|v| !v.is_empty());
+    let xdg = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty());
+    let found = cli
+        .dir
+        .clone()
+        .or_else(|| from_env.map(PathBuf::from))
+        .or_else(|| default_dir(home.map(PathBuf::from), xdg.map(PathBuf::from)));
+    match found {
         Some(dir) => dir,
         None => Cli::command()
             .error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                "the following required arguments were not provided:\n  --dir <DIR>",
+                format!(
+                    "no store directory: give --dir <DIR> or set {DIR_VARIABLE} \
+                     (HOME is not set, so there is no default)"
+                ),
             )
             .exit(),
+    }
+}
+
+/// The per-user default store directory, from `HOME` and `XDG_DATA_HOME`:
+/// `$XDG_DATA_HOME/tracejournal` if that is an absolute path (the XDG Base
+/// Directory rule: a relative one is ignored), else
+/// `$HOME/.local/share/tracejournal`; on macOS
+/// `$HOME/Library/Application Support/tracejournal`. `None` without a home.
+fn default_dir(home: Option<PathBuf>, xdg_data_home: Option<PathBuf>) -> Option<PathBuf> {
+    if cfg!(target_os = "macos") {
+        return home.map(|h| h.join("Library/Application Support/tracejournal"));
+    }
+    match xdg_data_home {
+        Some(xdg) if xdg.is_absolute() => Some(xdg.join("tracejournal")),
+        _ => home.map(|h| h.join(".local/share/tracejournal")),
     }
 }
 
@@ -254,11 +293,12 @@ fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
             return demo(cli.dir.as_deref(), *agents, *events, out);
         }
         Command::DemoChild { agents, events } => {
-            return demo_child(required_dir(cli), *agents, *events, out);
+            return demo_child(&store_dir(cli), *agents, *events, out);
         }
         _ => {}
     }
-    let dir = required_dir(cli);
+    let dir = store_dir(cli);
+    let dir = dir.as_path();
     match &cli.command {
         Command::Append { durability } => {
             let stdin = io::stdin();
@@ -2630,6 +2670,35 @@ mod tests {
         assert_eq!(json_text(b"not json"), None);
         assert_eq!(json_text(b"\"\xff\""), None);
         assert_eq!(json_text(b""), None);
+    }
+
+    #[test]
+    fn default_dir_follows_xdg_data_home_then_home() {
+        let home = Some(PathBuf::from("/home/u"));
+        let xdg = Some(PathBuf::from("/data"));
+        let relative = Some(PathBuf::from("data"));
+        if cfg!(target_os = "macos") {
+            let mac = PathBuf::from("/home/u/Library/Application Support/tracejournal");
+            assert_eq!(default_dir(home.clone(), xdg), Some(mac));
+        } else {
+            assert_eq!(
+                default_dir(home.clone(), xdg.clone()),
+                Some(PathBuf::from("/data/tracejournal"))
+            );
+            assert_eq!(
+                default_dir(None, xdg),
+                Some(PathBuf::from("/data/tracejournal"))
+            );
+            assert_eq!(
+                default_dir(home.clone(), relative),
+                Some(PathBuf::from("/home/u/.local/share/tracejournal"))
+            );
+            assert_eq!(
+                default_dir(home, None),
+                Some(PathBuf::from("/home/u/.local/share/tracejournal"))
+            );
+        }
+        assert_eq!(default_dir(None, None), None);
     }
 
     #[test]
