@@ -34,7 +34,7 @@ pub enum Durability {
 pub struct Options {
     /// The largest size of a segment file in bytes. Default 64 MiB.
     /// Segments start at [`Options::first_segment_size`] and each next one
-    /// is twice the size of the one before, up to this; each file is
+    /// is four times the size of the one before, up to this; each file is
     /// zero-filled to its size when created and keeps it.
     pub segment_size: u64,
     /// Size of a new journal's first segment in bytes (or `segment_size`,

@@ -452,7 +452,7 @@ impl Writer {
     }
 
     /// The size of the segment after the active one, if it must hold
-    /// `needed` bytes (header included): twice the active one's, up to the
+    /// `needed` bytes (header included): four times the active one's, up to the
     /// configured `segment_size`.
     fn next_segment_size(&self, needed: u64) -> u64 {
         segment::next_segment_size(self.active.capacity, needed, self.segment_size)
