@@ -100,9 +100,14 @@ impl Journal {
                 capacity: seg.capacity,
             }));
         }
+        // A spare a previous process left for the segment after the last
+        // one is adopted; any other spare is removed.
+        let next_number = metas.last().map_or(0, |m| m.id.number + 1);
+        let spare = segment::adopt_spare(&*storage, &dir, next_number, options.segment_size)
+            .map_err(|e| Error::io("adopt spare segment", &dir, e))?;
         if metas.is_empty() {
             let meta = create_first_segment(&dir, &options, report.next_lsn)?;
-            active_capacity = options.segment_size;
+            active_capacity = meta.capacity;
             metas.push(meta);
             report.created = true;
             report.segments = 1;
@@ -123,6 +128,7 @@ impl Journal {
             next_lsn: report.next_lsn,
             normal: normal_rx,
             urgent: urgent_rx,
+            spare,
         })?;
         let handle = std::thread::Builder::new()
             .name("tracejournal-writer".into())
@@ -494,7 +500,7 @@ fn create_first_segment(dir: &Path, options: &Options, first_lsn: Lsn) -> Result
         storage,
         dir,
         number,
-        options.segment_size,
+        options.effective_first_segment_size(),
         &options.failpoints,
     )
     .map_err(|e| Error::io("create first segment", &path, e))?;

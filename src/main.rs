@@ -9,11 +9,16 @@
 //! tracejournal --dir DIR ingest [FILE] [--workers N]
 //! tracejournal --dir DIR sessions [--json]
 //! tracejournal --dir DIR show ID [--pretty]
-//! tracejournal --dir DIR crash ID --reason TEXT
+//! tracejournal --dir DIR crash ID [--reason TEXT]
 //! tracejournal --dir DIR compact
 //! tracejournal --dir DIR tail [--session ID] [--all] [--count N] [--no-follow]
 //! tracejournal [--dir DIR] demo [--agents N] [--events N]
 //! ```
+//!
+//! Without `--dir`, the directory is `$TRACEJOURNAL_DIR`, else the user's
+//! data directory: `$XDG_DATA_HOME/tracejournal`, else
+//! `~/.local/share/tracejournal` (on macOS `~/Library/Application
+//! Support/tracejournal`). `demo` uses `--dir` or `./tracejournal-demo`.
 //!
 //! Errors go to stderr as `error: <message>` with exit code 1; usage errors
 //! exit with code 2. Everything else goes to stdout.
@@ -38,7 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracejournal::event::{parse_line, Entry, Event};
-use tracejournal::model::{Status, ORPHANED_REASON};
+use tracejournal::model::{Status, DEFAULT_CRASH_REASON, ORPHANED_REASON};
 use tracejournal::readonly::{ReadOnlyJournal, StoreSnapshot};
 use tracejournal::recovery::Truncation;
 use tracejournal::render::iso8601;
@@ -58,7 +63,9 @@ pub const RECORD_TYPE_JSON: u8 = 1;
              ingest events, list and show sessions, and read, check and describe the journal"
 )]
 pub struct Cli {
-    /// The store's (journal's) directory; required except by `demo`
+    /// The store's (journal's) directory [default: $TRACEJOURNAL_DIR, else
+    /// $XDG_DATA_HOME/tracejournal, else ~/.local/share/tracejournal; on
+    /// macOS ~/Library/Application Support/tracejournal]
     #[arg(long, value_name = "DIR", global = true)]
     pub dir: Option<PathBuf>,
     /// Open the store even though sessions are lost (the log no longer
@@ -135,7 +142,7 @@ pub enum Command {
         /// The session id, or a prefix of it that matches only one session.
         id: String,
         /// Why; becomes the session's error text.
-        #[arg(long, value_name = "TEXT")]
+        #[arg(long, value_name = "TEXT", default_value = DEFAULT_CRASH_REASON)]
         reason: String,
     },
     /// Checkpoint every session and remove the log segments that makes
@@ -271,14 +278,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--dir`, or a usage error (exit code 2) naming it.
-fn required_dir(cli: &Cli) -> &Path {
-    match &cli.dir {
+/// The environment variable naming the store's directory when `--dir` is
+/// not given.
+pub const DIR_VARIABLE: &str = "TRACEJOURNAL_DIR";
+
+/// The store's directory: `--dir`, else `$TRACEJOURNAL_DIR`, else the
+/// per-user default ([`default_dir`]). A usage error (exit code 2) if none
+/// can be found (no `HOME`).
+fn store_dir(cli: &Cli) -> PathBuf {
+    let from_env = std::env::var_os(DIR_VARIABLE).filter(|v| !v.is_empty());
+    let home = std::env::var_os("HOME").filter(|v| !v.is_empty());
+    let xdg = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty());
+    let found = cli
+        .dir
+        .clone()
+        .or_else(|| from_env.map(PathBuf::from))
+        .or_else(|| default_dir(home.map(PathBuf::from), xdg.map(PathBuf::from)));
+    match found {
         Some(dir) => dir,
         None => Cli::command()
             .error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                "the following required arguments were not provided:\n  --dir <DIR>",
+                format!(
+                    "no store directory: give --dir <DIR> or set {DIR_VARIABLE} \
+                     (HOME is not set, so there is no default)"
+                ),
             )
             .exit(),
     }
@@ -289,6 +313,21 @@ fn required_dir(cli: &Cli) -> &Path {
 /// each of them).
 static SALVAGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The per-user default store directory, from `HOME` and `XDG_DATA_HOME`:
+/// `$XDG_DATA_HOME/tracejournal` if that is an absolute path (the XDG Base
+/// Directory rule: a relative one is ignored), else
+/// `$HOME/.local/share/tracejournal`; on macOS
+/// `$HOME/Library/Application Support/tracejournal`. `None` without a home.
+fn default_dir(home: Option<PathBuf>, xdg_data_home: Option<PathBuf>) -> Option<PathBuf> {
+    if cfg!(target_os = "macos") {
+        return home.map(|h| h.join("Library/Application Support/tracejournal"));
+    }
+    match xdg_data_home {
+        Some(xdg) if xdg.is_absolute() => Some(xdg.join("tracejournal")),
+        _ => home.map(|h| h.join(".local/share/tracejournal")),
+    }
+}
+
 fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
     SALVAGE.store(cli.salvage, std::sync::atomic::Ordering::Relaxed);
     match &cli.command {
@@ -296,11 +335,12 @@ fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
             return demo(cli.dir.as_deref(), *agents, *events, out);
         }
         Command::DemoChild { agents, events } => {
-            return demo_child(required_dir(cli), *agents, *events, out);
+            return demo_child(&store_dir(cli), *agents, *events, out);
         }
         _ => {}
     }
-    let dir = required_dir(cli);
+    let dir = store_dir(cli);
+    let dir = dir.as_path();
     match &cli.command {
         Command::Append { durability } => {
             let stdin = io::stdin();
@@ -636,11 +676,17 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
             TypeCounts::new(),
         ),
     };
-    let files = list_files(dir)?;
-    let (segments, others): (Vec<_>, Vec<_>) = files
-        .iter()
+    let files = list_store_files(dir)?;
+    let (nested, top): (Vec<_>, Vec<_>) = files.iter().partition(|(name, _)| name.contains('/'));
+    let (segments, others): (Vec<_>, Vec<_>) = top
+        .into_iter()
         .partition(|(name, _)| segment::parse_file_name(name).is_some());
-    let width = files.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let width = segments
+        .iter()
+        .chain(&others)
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
     writeln!(out, "journal: {}", dir.display())?;
     writeln!(out, "segments: {}", segments.len())?;
     for (name, size) in &segments {
@@ -651,6 +697,19 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
         for (name, size) in &others {
             writeln!(out, "  {name:<width$}  {size} bytes")?;
         }
+    }
+    // Subdirectories (checkpoints/, traces/): counted, not listed one by
+    // one (a store may hold thousands of trace files).
+    let mut subdirs: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (name, size) in &nested {
+        let sub = name.split('/').next().unwrap_or(name);
+        let e = subdirs.entry(sub).or_default();
+        e.0 += 1;
+        e.1 += size;
+    }
+    for (sub, (count, bytes)) in &subdirs {
+        let files = if *count == 1 { "file" } else { "files" };
+        writeln!(out, "{sub}/: {count} {files}, {bytes} bytes")?;
     }
     writeln!(out, "records: {}", report.records)?;
     writeln!(
@@ -668,7 +727,7 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
     let disk: u64 = files.iter().map(|(_, size)| size).sum();
     writeln!(
         out,
-        "disk bytes: {disk} (all {} files in the directory)",
+        "disk bytes: {disk} (all {} files of the store, in every subdirectory)",
         files.len()
     )?;
     writeln!(out, "record types: {}", types.len())?;
@@ -698,6 +757,30 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
         writeln!(out, "temporary file: {}", p.display())?;
     }
     Ok(())
+}
+
+/// Every regular file under `dir` (subdirectories included, symbolic
+/// links not followed) with its size, as a `/`-separated path relative to
+/// `dir`, sorted.
+fn list_store_files(dir: &Path) -> CliResult<Vec<(String, u64)>> {
+    fn walk(dir: &Path, prefix: &str, files: &mut Vec<(String, u64)>) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                walk(&entry.path(), &format!("{name}/"), files)?;
+            } else if kind.is_file() {
+                files.push((name, entry.metadata()?.len()));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, "", &mut files)
+        .map_err(|e| Failure::Message(format!("cannot list {}: {e}", dir.display())))?;
+    files.sort();
+    Ok(files)
 }
 
 /// Regular files of `dir` with their sizes, sorted by name.
@@ -2813,6 +2896,35 @@ mod tests {
         assert_eq!(json_text(b"not json"), None);
         assert_eq!(json_text(b"\"\xff\""), None);
         assert_eq!(json_text(b""), None);
+    }
+
+    #[test]
+    fn default_dir_follows_xdg_data_home_then_home() {
+        let home = Some(PathBuf::from("/home/u"));
+        let xdg = Some(PathBuf::from("/data"));
+        let relative = Some(PathBuf::from("data"));
+        if cfg!(target_os = "macos") {
+            let mac = PathBuf::from("/home/u/Library/Application Support/tracejournal");
+            assert_eq!(default_dir(home.clone(), xdg), Some(mac));
+        } else {
+            assert_eq!(
+                default_dir(home.clone(), xdg.clone()),
+                Some(PathBuf::from("/data/tracejournal"))
+            );
+            assert_eq!(
+                default_dir(None, xdg),
+                Some(PathBuf::from("/data/tracejournal"))
+            );
+            assert_eq!(
+                default_dir(home.clone(), relative),
+                Some(PathBuf::from("/home/u/.local/share/tracejournal"))
+            );
+            assert_eq!(
+                default_dir(home, None),
+                Some(PathBuf::from("/home/u/.local/share/tracejournal"))
+            );
+        }
+        assert_eq!(default_dir(None, None), None);
     }
 
     #[test]

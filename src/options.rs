@@ -32,8 +32,15 @@ pub enum Durability {
 /// How a journal behaves. `Options::default()` is what most users want.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Size of each segment file in bytes (preallocated). Default 64 MiB.
+    /// The largest size of a segment file in bytes. Default 64 MiB.
+    /// Segments start at [`Options::first_segment_size`] and each next one
+    /// is four times the size of the one before, up to this; each file is
+    /// zero-filled to its size when created and keeps it.
     pub segment_size: u64,
+    /// Size of a new journal's first segment in bytes (or `segment_size`,
+    /// if that is smaller). Default 1 MiB, so a small store takes little
+    /// disk. Set it to `segment_size` for segments of one fixed size.
+    pub first_segment_size: u64,
     /// Largest record payload accepted, in bytes. Default 16 MiB. The
     /// limit in force is the smaller of this and what one segment can hold
     /// ([`Options::effective_max_record_size`]).
@@ -60,6 +67,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             segment_size: 64 << 20,
+            first_segment_size: 1 << 20,
             max_record_size: 16 << 20,
             durability: Durability::Sync,
             queue_capacity: 4096,
@@ -82,9 +90,15 @@ impl Options {
         self.max_record_size.min(room)
     }
 
+    /// The size of a new journal's first segment: `first_segment_size`,
+    /// or `segment_size` if that is smaller.
+    pub fn effective_first_segment_size(&self) -> u64 {
+        self.first_segment_size.min(self.segment_size)
+    }
+
     /// Checks that the options make sense together.
     pub fn validate(&self) -> Result<()> {
-        let min_segment = (segment::HEADER_LEN + frame::HEADER_LEN + frame::ALIGN) as u64;
+        let min_segment = segment::MIN_SEGMENT_SIZE;
         if self.segment_size < min_segment || self.segment_size > u64::from(u32::MAX) * 4 {
             return Err(Error::InvalidOptions(format!(
                 "segment_size {} must be between {min_segment} and 16 GiB",
@@ -95,6 +109,15 @@ impl Options {
             return Err(Error::InvalidOptions(format!(
                 "segment_size {} must be a multiple of {}",
                 self.segment_size,
+                frame::ALIGN
+            )));
+        }
+        if self.first_segment_size < min_segment
+            || !self.first_segment_size.is_multiple_of(frame::ALIGN as u64)
+        {
+            return Err(Error::InvalidOptions(format!(
+                "first_segment_size {} must be at least {min_segment} and a multiple of {}",
+                self.first_segment_size,
                 frame::ALIGN
             )));
         }

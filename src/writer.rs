@@ -25,7 +25,7 @@ use crate::failpoint::{names, Failpoints};
 use crate::frame::{self, FrameHeader, SegmentId};
 use crate::log::{LogState, SegmentMeta};
 use crate::options::{Durability, Record};
-use crate::segment::{self, Preallocator, SegmentHeader};
+use crate::segment::{self, Preallocator, SegmentHeader, Spare};
 use crate::storage::{Storage, StorageFile};
 use crate::ticket::Completer;
 use crate::Lsn;
@@ -86,6 +86,8 @@ pub(crate) struct WriterParts {
     pub storage: Arc<dyn Storage>,
     pub failpoints: Failpoints,
     pub log: Arc<LogState>,
+    /// The largest segment size (`Options::segment_size`); segments grow
+    /// towards it ([`segment::next_segment_size`]).
     pub segment_size: u64,
     pub group_bytes: usize,
     pub active: Arc<SegmentMeta>,
@@ -93,6 +95,8 @@ pub(crate) struct WriterParts {
     pub next_lsn: Lsn,
     pub normal: Receiver<Request>,
     pub urgent: Receiver<Request>,
+    /// A spare for the segment after `active`, adopted at open.
+    pub spare: Option<Spare>,
 }
 
 /// One commit group being assembled.
@@ -121,6 +125,7 @@ pub(crate) struct Writer {
     storage: Arc<dyn Storage>,
     failpoints: Failpoints,
     log: Arc<LogState>,
+    segment_size: u64,
     group_bytes: usize,
     active: Active,
     next_lsn: Lsn,
@@ -137,8 +142,8 @@ impl Writer {
         let prealloc = Preallocator::start(
             parts.storage.clone(),
             parts.dir.clone(),
-            parts.segment_size,
             parts.failpoints.clone(),
+            parts.spare,
         )
         .map_err(|e| Error::io("start preallocator thread", &parts.dir, e))?;
         let pos = parts.active.end.load(Ordering::Acquire);
@@ -147,6 +152,7 @@ impl Writer {
             storage: parts.storage,
             failpoints: parts.failpoints,
             log: parts.log,
+            segment_size: parts.segment_size,
             group_bytes: parts.group_bytes,
             active: Active {
                 file: parts.active.file.clone(),
@@ -310,7 +316,7 @@ impl Writer {
                 return self.fail_poisoned(done);
             }
             if too_big {
-                if let Err(e) = self.rotate() {
+                if let Err(e) = self.rotate(segment::HEADER_LEN as u64 + bytes) {
                     self.poison(e.to_string());
                     return done.fail(Arc::new(e));
                 }
@@ -464,21 +470,31 @@ impl Writer {
         Ok(())
     }
 
-    /// Asks for the next segment to be zero-filled once the active one is
-    /// 1/16 full. Asking at half-full left too little lead: at a million
+    /// Asks for the next segment to be zero-filled (at the size
+    /// [`Writer::next_segment_size`] gives) once the active one is 1/16
+    /// full. Asking at half-full left too little lead: at a million
     /// events a second a 64 MiB segment fills in about 0.2 s and the
     /// zero-fill takes about as long, so the writer stalled at rotation.
     /// Asking at the first write would make every short-lived journal (a CLI
     /// run) zero-fill 64 MiB it never uses.
     fn maybe_request_spare(&mut self) {
         if !self.prealloc_requested && self.active.pos > self.active.capacity / 16 {
-            self.prealloc.request(self.active.meta.id.number + 1);
+            self.prealloc
+                .request(self.active.meta.id.number + 1, self.next_segment_size(0));
             self.prealloc_requested = true;
         }
     }
 
-    /// Seals the active segment (already synced) and starts the next one.
-    fn rotate(&mut self) -> Result<()> {
+    /// The size of the segment after the active one, if it must hold
+    /// `needed` bytes (header included): four times the active one's, up to the
+    /// configured `segment_size`.
+    fn next_segment_size(&self, needed: u64) -> u64 {
+        segment::next_segment_size(self.active.capacity, needed, self.segment_size)
+    }
+
+    /// Seals the active segment (already synced) and starts the next one,
+    /// large enough for `needed` bytes (header included).
+    fn rotate(&mut self, needed: u64) -> Result<()> {
         let number = self.active.meta.id.number + 1;
         let io = |op, e| Error::io(op, self.dir.join(segment::file_name(number)), e);
         self.failpoints
@@ -486,7 +502,7 @@ impl Writer {
             .map_err(|e| io("rotate segment", e))?;
         let spare = self
             .prealloc
-            .take(number)
+            .take(number, self.next_segment_size(needed))
             .map_err(|e| io("preallocate segment", e))?;
         let header = SegmentHeader {
             id: SegmentId {

@@ -814,8 +814,10 @@ fn s12_odd_ids_each_map_to_one_file_inside_traces() {
             continue;
         }
         let name = path.file_name().unwrap().to_str().unwrap();
+        // The log: its segments and the spare ready to become the next.
         let is_segment = path.parent() == Some(Path::new(""))
-            && tracejournal::segment::parse_file_name(name).is_some();
+            && (tracejournal::segment::parse_file_name(name).is_some()
+                || tracejournal::segment::parse_spare_name(name).is_some());
         assert!(
             is_segment || before.get(path) == Some(bytes),
             "{path:?} was written outside traces/"

@@ -29,6 +29,8 @@ fn run(dir: &Path, args: &[&str], stdin: &str) -> Run {
 fn run_raw<S: AsRef<std::ffi::OsStr>>(args: &[S], stdin: &[u8]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tracejournal"))
         .args(args)
+        // Never a store of the environment's (the tests give --dir).
+        .env_remove("TRACEJOURNAL_DIR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -470,7 +472,7 @@ fn stats_prints_the_counts() {
     assert!(r.stdout.contains("\nsegments: 1\n"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains(&format!("\n  {FIRST_SEGMENT}  {} bytes\n", 64 << 20)),
+            .contains(&format!("\n  {FIRST_SEGMENT}  {} bytes\n", 1 << 20)),
         "{}",
         r.stdout
     );
@@ -538,7 +540,8 @@ fn reading_commands_never_create_a_journal() {
 
 #[test]
 fn usage_errors_exit_2_and_a_locked_journal_exits_1() {
-    let r = run_raw(&["dump"], b"");
+    // No --dir, no TRACEJOURNAL_DIR and no HOME: no directory to use.
+    let r = run_with_env(&["dump"], &[], "");
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--dir"), "{}", r.stderr);
     let (_tmp, dir) = journal_dir();
@@ -1053,7 +1056,8 @@ fn session_commands_need_an_existing_store() {
     assert!(r.stderr.contains("holds no session store"), "{}", r.stderr);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     for args in [&["sessions"][..], &["ingest"], &["show", "x"]] {
-        let r = run_raw(args, b"");
+        // No --dir, no TRACEJOURNAL_DIR and no HOME: no directory to use.
+        let r = run_with_env(args, &[], "");
         assert_eq!(r.code, 2, "{args:?}");
         assert!(r.stderr.contains("--dir"), "{}", r.stderr);
     }
@@ -1135,4 +1139,142 @@ fn demo_kills_its_child_and_recovers() {
         "do not delete"
     );
     assert_eq!(std::fs::read_dir(&precious).unwrap().count(), 1);
+}
+
+// ------------------------------------ where the store is, and crash defaults
+
+/// Runs the tool with exactly `args` (no `--dir` added) and an environment
+/// where `TRACEJOURNAL_DIR`, `HOME` and `XDG_DATA_HOME` are only what
+/// `env` sets.
+fn run_with_env(args: &[&str], env: &[(&str, &Path)], stdin: &str) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tracejournal"));
+    command
+        .args(args)
+        .env_remove("TRACEJOURNAL_DIR")
+        .env_remove("HOME")
+        .env_remove("XDG_DATA_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("start tracejournal");
+    let mut input = child.stdin.take().expect("stdin");
+    let bytes = stdin.as_bytes().to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let output = child.wait_with_output().expect("run tracejournal");
+    feeder.join().unwrap();
+    Run {
+        code: output.status.code().expect("exited normally"),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+fn has_segment(dir: &Path) -> bool {
+    dir.join(FIRST_SEGMENT).is_file()
+}
+
+/// `TRACEJOURNAL_DIR` names the store when `--dir` is not given; `--dir`
+/// wins over it. Catches: `--dir` still required, the variable ignored or
+/// taking precedence over the flag.
+#[test]
+fn tracejournal_dir_names_the_store_without_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("from-env");
+    let home = tmp.path().join("home");
+    let env = [
+        ("TRACEJOURNAL_DIR", store.as_path()),
+        ("HOME", home.as_path()),
+    ];
+    let r = run_with_env(&["ingest"], &env, SESSION);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(has_segment(&store));
+    assert!(!home.exists(), "the default directory was used");
+    let r = run_with_env(&["sessions"], &env, "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("9b2e4c71-5f0a"), "{}", r.stdout);
+
+    // --dir wins.
+    let other = tmp.path().join("flag");
+    let r = run_with_env(&["--dir", other.to_str().unwrap(), "sessions"], &env, "");
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: journal directory {} does not exist\n",
+            other.display()
+        )
+    );
+}
+
+/// With neither `--dir` nor `TRACEJOURNAL_DIR`, the store is in the user's
+/// data directory: `$XDG_DATA_HOME/tracejournal`, else
+/// `~/.local/share/tracejournal` (macOS: `~/Library/Application Support`).
+/// Without any of them it is a usage error naming the ways out. Catches:
+/// `--dir` still required, a default that ignores XDG_DATA_HOME.
+#[test]
+fn without_dir_the_store_is_in_the_users_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let r = run_with_env(&["ingest"], &[("HOME", home.as_path())], SESSION);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let expected = if cfg!(target_os = "macos") {
+        home.join("Library/Application Support/tracejournal")
+    } else {
+        home.join(".local/share/tracejournal")
+    };
+    assert!(has_segment(&expected), "no store in {}", expected.display());
+    let r = run_with_env(&["sessions"], &[("HOME", home.as_path())], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("9b2e4c71-5f0a"), "{}", r.stdout);
+
+    if !cfg!(target_os = "macos") {
+        let xdg = tmp.path().join("xdg");
+        let env = [("HOME", home.as_path()), ("XDG_DATA_HOME", xdg.as_path())];
+        let r = run_with_env(&["ingest"], &env, SESSION);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(has_segment(&xdg.join("tracejournal")));
+        // A relative XDG_DATA_HOME is ignored, as the XDG spec says.
+        let relative = Path::new("relative-xdg");
+        let env = [("HOME", home.as_path()), ("XDG_DATA_HOME", relative)];
+        let r = run_with_env(&["sessions"], &env, "");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("9b2e4c71-5f0a"), "{}", r.stdout);
+    }
+
+    let r = run_with_env(&["sessions"], &[], "");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--dir") && r.stderr.contains("TRACEJOURNAL_DIR"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `crash ID` without `--reason` marks the session crashed with the
+/// documented default reason. Catches: `--reason` still required.
+#[test]
+fn crash_without_a_reason_records_the_default_reason() {
+    let (_tmp, dir) = journal_dir();
+    let lines = lines_of(SESSION);
+    let open = format!("{}\n", lines[..lines.len() - 1].join("\n"));
+    let r = run(&dir, &["ingest"], &open);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&dir, &["crash", "9b2e4c71"], "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let default = tracejournal::model::DEFAULT_CRASH_REASON;
+    assert_eq!(default, "Process exited before trace completed");
+    assert!(
+        r.stdout
+            .starts_with(&format!("session \"{SESSION_ID}\": crashed ({default})\n")),
+        "{}",
+        r.stdout
+    );
+    let trace = show_json(&dir, SESSION_ID);
+    assert_eq!(trace["summary"]["status"], "crashed");
+    assert_eq!(trace["summary"]["error"], default);
 }

@@ -600,6 +600,7 @@ fn garbage_tail_larger_than_a_chunk_is_copied_whole() {
     let dir = tempfile::tempdir().unwrap();
     let options = || tracejournal::Options {
         segment_size: 4 << 20,
+        first_segment_size: 4 << 20,
         max_record_size: 4096,
         ..tracejournal::Options::default()
     };
