@@ -24,61 +24,114 @@ pub(crate) fn tail(
     out: &mut dyn Write,
 ) -> CliResult {
     require_dir(dir)?;
-    let mut snapshot = loop {
-        match open_existing_snapshot(dir)? {
-            Some(snapshot) => break snapshot,
-            // No store yet: wait for a writer to create one.
-            None if follow => std::thread::sleep(TAIL_POLL),
-            None => return Ok(()),
-        }
+    let Some(snapshot) = wait_for_store(dir, follow)? else {
+        return Ok(());
     };
-    // An id that matches one session (or a prefix of one); an id not in the
-    // store yet is taken as it is, to wait for.
     let session = match session {
-        Some(wanted) => {
-            let list = snapshot.sessions();
-            if list.iter().any(|s| s.id.starts_with(wanted)) {
-                Some(resolve_in(dir, list, wanted)?)
-            } else {
-                Some(wanted.to_string())
-            }
-        }
+        Some(wanted) => Some(session_to_follow(dir, &snapshot, wanted)?),
         None => None,
     };
-    let mut printed = 0u64;
-    let done = |printed: u64| count.is_some_and(|n| printed >= n);
-    let mut print = |lsn: u64, entry: &Entry, out: &mut dyn Write| -> CliResult<bool> {
-        if let Entry::Event(event) = entry {
-            if session.as_ref().is_none_or(|id| *id == event.session) {
-                out.write_all(tail_line(lsn, event).as_bytes())?;
-                out.flush()?;
-                printed += 1;
-            }
-        }
-        Ok(done(printed))
+    let mut printer = Printer {
+        session,
+        count,
+        printed: 0,
+        out,
     };
-    if done(0) {
+    if printer.done() {
         return Ok(());
     }
-    if all {
-        let journal = snapshot.journal();
-        for record in journal.read_from(journal.first_lsn())? {
-            let record = record?;
-            if record.kind != tracejournal::event::ENTRY_KIND {
-                continue;
-            }
-            let entry = Entry::decode(&record.payload)
-                .map_err(|e| Failure::Message(format!("LSN {}: {}", record.lsn, e.message())))?;
-            if print(record.lsn, &entry, out)? {
-                return Ok(());
-            }
+    if all && print_log(&snapshot, &mut printer)? {
+        return Ok(());
+    }
+    print_new(dir, snapshot, &mut printer, follow)
+}
+
+/// The store in `dir` read-only; if there is none yet, waits for a writer
+/// to create one (`follow`) or returns `None`.
+fn wait_for_store(dir: &Path, follow: bool) -> CliResult<Option<StoreSnapshot>> {
+    loop {
+        match open_existing_snapshot(dir)? {
+            Some(snapshot) => return Ok(Some(snapshot)),
+            None if follow => std::thread::sleep(TAIL_POLL),
+            None => return Ok(None),
         }
     }
+}
+
+/// The session `wanted` names: an id that matches one session (or a prefix
+/// of one); an id not in the store yet is taken as it is, to wait for.
+fn session_to_follow(dir: &Path, snapshot: &StoreSnapshot, wanted: &str) -> CliResult<String> {
+    let list = snapshot.sessions();
+    if list.iter().any(|s| s.id.starts_with(wanted)) {
+        resolve_in(dir, list, wanted)
+    } else {
+        Ok(wanted.to_string())
+    }
+}
+
+/// Prints the events `tail` was asked for, and counts them.
+struct Printer<'a> {
+    /// Only this session's events, if given.
+    session: Option<String>,
+    /// Stop after this many events, if given.
+    count: Option<u64>,
+    /// Events printed so far.
+    printed: u64,
+    out: &'a mut dyn Write,
+}
+
+impl Printer<'_> {
+    /// Whether `count` events are printed.
+    fn done(&self) -> bool {
+        self.count.is_some_and(|n| self.printed >= n)
+    }
+
+    /// Prints `entry` if it is an event of the session asked for; true once
+    /// `count` events are printed.
+    fn print(&mut self, lsn: u64, entry: &Entry) -> CliResult<bool> {
+        if let Entry::Event(event) = entry {
+            if self.session.as_ref().is_none_or(|id| *id == event.session) {
+                self.out.write_all(tail_line(lsn, event).as_bytes())?;
+                self.out.flush()?;
+                self.printed += 1;
+            }
+        }
+        Ok(self.done())
+    }
+}
+
+/// `--all`: prints every event still in the log; true once `count` events
+/// are printed.
+fn print_log(snapshot: &StoreSnapshot, printer: &mut Printer<'_>) -> CliResult<bool> {
+    let journal = snapshot.journal();
+    for record in journal.read_from(journal.first_lsn())? {
+        let record = record?;
+        if record.kind != tracejournal::event::ENTRY_KIND {
+            continue;
+        }
+        let entry = Entry::decode(&record.payload)
+            .map_err(|e| Failure::Message(format!("LSN {}: {}", record.lsn, e.message())))?;
+        if printer.print(record.lsn, &entry)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Prints events as they are committed (with `follow`; else those
+/// committed now), reopening the snapshot when entries it had not read were
+/// compacted into a checkpoint.
+fn print_new(
+    dir: &Path,
+    mut snapshot: StoreSnapshot,
+    printer: &mut Printer<'_>,
+    follow: bool,
+) -> CliResult {
     loop {
         match snapshot.refresh() {
             Ok(entries) => {
                 for committed in &entries {
-                    if print(committed.lsn, &committed.entry, out)? {
+                    if printer.print(committed.lsn, &committed.entry)? {
                         return Ok(());
                     }
                 }

@@ -47,9 +47,49 @@ pub(crate) fn demo_child(dir: &Path, agents: u16, events: u32, out: &mut dyn Wri
     )?;
     out.flush()?;
 
-    let barrier = std::sync::Barrier::new(agents + 1);
+    let (elapsed, runs, crash_time) = run_agents(&store, &plans, crashed, &open);
+    let mut all = AgentRun::default();
+    for (i, run) in runs.into_iter().enumerate() {
+        let run = run.map_err(|e| Failure::Message(format!("{}: {e}", agent_name(i))))?;
+        all.events += run.events;
+        all.duplicates += run.duplicates;
+        all.latencies.extend(run.latencies);
+    }
+    let crash_time = crash_time
+        .ok_or_else(|| Failure::Message("the crashing agent never reported".into()))??;
+    write_crash(out, &plans[crashed], crashed, crash_time)?;
+    write_throughput(out, &mut all, elapsed)?;
+    let still: Vec<String> = open.iter().map(|&i| agent_name(i)).collect();
+    if !still.is_empty() {
+        writeln!(out, "  still mid-turn, sessions open: {}", still.join(", "))?;
+    }
+    writeln!(out, "{DEMO_READY}")?;
+    out.flush()?;
+    // Wait to be killed. If the parent went away instead, die the same way:
+    // without closing the store.
+    let mut sink = Vec::new();
+    let _ = io::Read::read_to_end(&mut io::stdin(), &mut sink);
+    std::process::exit(70);
+}
+
+/// Runs one thread per agent, all starting together, each replaying its
+/// plan (the crashing one and the open ones stop where their role says);
+/// a supervisor marks the crashing agent's session crashed when it dies.
+/// Returns the time the agents took, each agent's run, and how long the
+/// crash mark took (`None` if the crashing agent never reported).
+fn run_agents(
+    store: &Store,
+    plans: &[AgentPlan],
+    crashed: usize,
+    open: &[usize],
+) -> (
+    Duration,
+    Vec<Result<AgentRun, String>>,
+    Option<CliResult<Duration>>,
+) {
+    let barrier = std::sync::Barrier::new(plans.len() + 1);
     let (died_tx, died_rx) = crossbeam_channel::unbounded::<usize>();
-    let (elapsed, runs, crash_time) = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = plans
             .iter()
             .enumerate()
@@ -61,7 +101,7 @@ pub(crate) fn demo_child(dir: &Path, agents: u16, events: u32, out: &mut dyn Wri
                 } else {
                     None
                 };
-                let (store, barrier, died) = (&store, &barrier, died_tx.clone());
+                let (barrier, died) = (&barrier, died_tx.clone());
                 scope.spawn(move || {
                     barrier.wait();
                     let run = run_agent(store, plan, stop_after);
@@ -80,7 +120,7 @@ pub(crate) fn demo_child(dir: &Path, agents: u16, events: u32, out: &mut dyn Wri
         let crash_time = died_rx.recv().ok().map(|i| {
             let t = Instant::now();
             let r = store.mark_crashed(&demo_session_id(i), &crash_reason(i));
-            r.map(|_| t.elapsed())
+            r.map(|_| t.elapsed()).map_err(Failure::from)
         });
         let runs: Vec<Result<AgentRun, String>> = handles
             .into_iter()
@@ -90,27 +130,25 @@ pub(crate) fn demo_child(dir: &Path, agents: u16, events: u32, out: &mut dyn Wri
             })
             .collect();
         (start.elapsed(), runs, crash_time)
+    })
+}
+
+/// The crashing agent: where it died, and how long marking its session
+/// crashed took.
+fn write_crash(
+    out: &mut dyn Write,
+    plan: &AgentPlan,
+    crashed: usize,
+    crash_time: Duration,
+) -> CliResult {
+    let in_flight = plan.crash_tool.as_deref().map_or(String::new(), |t| {
+        let article = if t.starts_with(['A', 'E', 'I', 'O', 'U']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!(", {article} {t} call in flight")
     });
-    let mut all = AgentRun::default();
-    for (i, run) in runs.into_iter().enumerate() {
-        let run = run.map_err(|e| Failure::Message(format!("{}: {e}", agent_name(i))))?;
-        all.events += run.events;
-        all.duplicates += run.duplicates;
-        all.latencies.extend(run.latencies);
-    }
-    let crash_time = crash_time
-        .ok_or_else(|| Failure::Message("the crashing agent never reported".into()))??;
-    let in_flight = plans[crashed]
-        .crash_tool
-        .as_deref()
-        .map_or(String::new(), |t| {
-            let article = if t.starts_with(['A', 'E', 'I', 'O', 'U']) {
-                "an"
-            } else {
-                "a"
-            };
-            format!(", {article} {t} call in flight")
-        });
     writeln!(
         out,
         "  {} died mid-turn{in_flight}; the supervisor thread marked its session crashed in {}:",
@@ -121,6 +159,12 @@ pub(crate) fn demo_child(dir: &Path, agents: u16, events: u32, out: &mut dyn Wri
         out,
         "    the marker jumps the queue (urgent lane) and the trace file says \"crashed\" before the call returns"
     )?;
+    Ok(())
+}
+
+/// How many events the agents wrote, how fast, and the latency of their
+/// acknowledgements.
+fn write_throughput(out: &mut dyn Write, all: &mut AgentRun, elapsed: Duration) -> CliResult {
     let secs = elapsed.as_secs_f64();
     writeln!(
         out,
@@ -153,17 +197,7 @@ pub(crate) fn demo_child(dir: &Path, agents: u16, events: u32, out: &mut dyn Wri
         millis_short(pct(99)),
         millis_short(all.latencies.last().copied().unwrap_or_default())
     )?;
-    let still: Vec<String> = open.iter().map(|&i| agent_name(i)).collect();
-    if !still.is_empty() {
-        writeln!(out, "  still mid-turn, sessions open: {}", still.join(", "))?;
-    }
-    writeln!(out, "{DEMO_READY}")?;
-    out.flush()?;
-    // Wait to be killed. If the parent went away instead, die the same way:
-    // without closing the store.
-    let mut sink = Vec::new();
-    let _ = io::Read::read_to_end(&mut io::stdin(), &mut sink);
-    std::process::exit(70);
+    Ok(())
 }
 
 /// Replays `plan` (up to line `stop_after`, inclusive, if given).

@@ -23,6 +23,7 @@ use crate::format::plural;
 use crate::open::close_store;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use tracejournal::store::{Store, StoreOptions};
 
@@ -129,11 +130,44 @@ pub(crate) fn demo(dir: Option<&Path>, agents: u16, events: u32, out: &mut dyn W
     out.flush()?;
 
     // Phase 1: the agents' process, which will not survive.
+    let (pid, status) = run_and_kill_child(&dir, agents, events, out)?;
+    writeln!(
+        out,
+        "[parent] killed process {pid} ({}): no close, no shutdown record, {} left open",
+        kill_word(&status),
+        plural(open.len() as u64, "session", "sessions")
+    )?;
+    writeln!(out)?;
+
+    // Phase 2: a new process opens the store.
+    let opened = Instant::now();
+    let (store, report) = Store::open(&dir, StoreOptions::default())?;
+    let open_time = opened.elapsed();
+    let result = report::demo_recovered(
+        &dir,
+        &store,
+        &report,
+        open_time,
+        (agents, crashed, &open),
+        out,
+    );
+    close_store(store, result)
+}
+
+/// Starts the demo's child process, passes its output on until it says it
+/// is ready ([`DEMO_READY`]), then kills it. Returns its process id and
+/// how it ended.
+fn run_and_kill_child(
+    dir: &Path,
+    agents: usize,
+    events: u32,
+    out: &mut dyn Write,
+) -> CliResult<(u32, ExitStatus)> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure::Message(format!("cannot find this program's path: {e}")))?;
     let mut child = std::process::Command::new(exe)
         .arg("--dir")
-        .arg(&dir)
+        .arg(dir)
         .arg("demo-child")
         .arg("--agents")
         .arg(agents.to_string())
@@ -174,31 +208,11 @@ pub(crate) fn demo(dir: Option<&Path>, agents: u16, events: u32, out: &mut dyn W
         .wait()
         .map_err(|e| Failure::Message(format!("waiting for the child process: {e}")))?;
     drop(child_stdin);
-    writeln!(
-        out,
-        "[parent] killed process {pid} ({}): no close, no shutdown record, {} left open",
-        kill_word(&status),
-        plural(open.len() as u64, "session", "sessions")
-    )?;
-    writeln!(out)?;
-
-    // Phase 2: a new process opens the store.
-    let opened = Instant::now();
-    let (store, report) = Store::open(&dir, StoreOptions::default())?;
-    let open_time = opened.elapsed();
-    let result = report::demo_recovered(
-        &dir,
-        &store,
-        &report,
-        open_time,
-        (agents, crashed, &open),
-        out,
-    );
-    close_store(store, result)
+    Ok((pid, status))
 }
 
 #[cfg(unix)]
-fn kill_word(status: &std::process::ExitStatus) -> String {
+fn kill_word(status: &ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match status.signal() {
         Some(9) => "SIGKILL".to_string(),
@@ -208,7 +222,7 @@ fn kill_word(status: &std::process::ExitStatus) -> String {
 }
 
 #[cfg(not(unix))]
-fn kill_word(status: &std::process::ExitStatus) -> String {
+fn kill_word(status: &ExitStatus) -> String {
     status.to_string()
 }
 

@@ -52,6 +52,17 @@ fn ordered(members: &[(&str, serde_json::Value)]) -> String {
     s
 }
 
+/// One tool call, as `PlanBuilder::pick_tool` drew it.
+struct ToolUse {
+    tool: &'static str,
+    input: serde_json::Value,
+    response: serde_json::Value,
+    /// The error text, if the call failed.
+    failed: Option<String>,
+    /// How long it took, in milliseconds.
+    duration: u64,
+}
+
 /// Builds one agent's session, turn by turn.
 struct PlanBuilder {
     rng: Rng,
@@ -136,87 +147,13 @@ impl PlanBuilder {
 
     /// One tool call: PreToolUse, then PostToolUse or PostToolUseFailure.
     fn tool_call(&mut self, agent: Option<(&str, &str)>) {
-        let lang = self.project.lang;
-        let file = (*self.rng.pick(self.project.files)).to_string();
-        let dir = self.base[2].1.as_str().unwrap_or_default().to_string();
-        let path = format!("{dir}/{file}");
-        let roll = self.rng.range(0, 99);
-        let mut failed: Option<String> = None;
-        let duration = self.rng.range(8, 400);
-        let (tool, input, response) = match roll {
-            0..=34 => {
-                let (content, lines) = self.file_content(400, 4_000);
-                (
-                    "Read",
-                    serde_json::json!({"file_path": path}),
-                    serde_json::json!({"type": "text", "file": {"filePath": path, "content": content, "numLines": lines, "startLine": 1, "totalLines": lines}}),
-                )
-            }
-            35..=49 => {
-                let pattern = *self.rng.pick(&[
-                    "unwrap\\(\\)",
-                    "TODO",
-                    "items",
-                    "retry",
-                    "fn |func |def ",
-                    "localStorage",
-                    "Mutex",
-                ]);
-                let hits: Vec<String> = (0..self.rng.range(2, 9))
-                    .map(|_| {
-                        let f = self.rng.pick(self.project.files);
-                        let l = self.rng.range(3, 240);
-                        let code = self.rng.pick(code_lines(lang)).trim();
-                        format!("{f}:{l}:{code}")
-                    })
-                    .collect();
-                (
-                    "Grep",
-                    serde_json::json!({"pattern": pattern, "path": dir, "output_mode": "content", "-n": true}),
-                    serde_json::json!({"mode": "content", "numFiles": hits.len(), "filenames": [], "content": hits.join("\n"), "numLines": hits.len()}),
-                )
-            }
-            50..=69 => {
-                let (old, _) = self.file_content(80, 600);
-                let (new, _) = self.file_content(80, 900);
-                (
-                    "Edit",
-                    serde_json::json!({"file_path": path, "old_string": old, "new_string": new}),
-                    serde_json::json!({"filePath": path, "oldString": old, "newString": new, "userModified": false, "replaceAll": false}),
-                )
-            }
-            70..=91 => {
-                let (command, ok, err) = *self.rng.pick(commands(lang));
-                let fails = self.rng.chance(18);
-                if fails {
-                    failed = Some(format!("Exit code 1\n{err}"));
-                }
-                (
-                    "Bash",
-                    serde_json::json!({"command": command, "description": format!("Run {}", command.split(' ').next().unwrap_or(command)), "timeout": 120000}),
-                    serde_json::json!({"stdout": ok, "stderr": "", "interrupted": false, "isImage": false}),
-                )
-            }
-            _ => {
-                let ext = match lang {
-                    Lang::Rust => "rs",
-                    Lang::Ts => "ts",
-                    Lang::Py => "py",
-                    Lang::Go => "go",
-                };
-                let names: Vec<String> = self
-                    .project
-                    .files
-                    .iter()
-                    .map(|f| format!("{dir}/{f}"))
-                    .collect();
-                (
-                    "Glob",
-                    serde_json::json!({"pattern": format!("**/*.{ext}")}),
-                    serde_json::json!({"filenames": names, "durationMs": duration, "numFiles": names.len(), "truncated": false}),
-                )
-            }
-        };
+        let ToolUse {
+            tool,
+            input,
+            response,
+            failed,
+            duration,
+        } = self.pick_tool();
         let id = self.tool_id();
         let mut agent_fields: Vec<(&str, serde_json::Value)> = Vec::new();
         if let Some((agent_id, agent_type)) = agent {
@@ -271,6 +208,112 @@ impl PlanBuilder {
             let again = self.lines[post_line].clone();
             self.lines.push(again);
         }
+    }
+
+    /// A tool call of the main agent or a subagent, drawn at random:
+    /// Read, Grep, Edit, Bash (which fails now and then) or Glob.
+    fn pick_tool(&mut self) -> ToolUse {
+        let lang = self.project.lang;
+        let file = (*self.rng.pick(self.project.files)).to_string();
+        let dir = self.base[2].1.as_str().unwrap_or_default().to_string();
+        let path = format!("{dir}/{file}");
+        let roll = self.rng.range(0, 99);
+        let mut failed: Option<String> = None;
+        let duration = self.rng.range(8, 400);
+        let (tool, input, response) = match roll {
+            0..=34 => {
+                let (content, lines) = self.file_content(400, 4_000);
+                (
+                    "Read",
+                    serde_json::json!({"file_path": path}),
+                    serde_json::json!({"type": "text", "file": {"filePath": path, "content": content, "numLines": lines, "startLine": 1, "totalLines": lines}}),
+                )
+            }
+            35..=49 => self.grep(&dir),
+            50..=69 => {
+                let (old, _) = self.file_content(80, 600);
+                let (new, _) = self.file_content(80, 900);
+                (
+                    "Edit",
+                    serde_json::json!({"file_path": path, "old_string": old, "new_string": new}),
+                    serde_json::json!({"filePath": path, "oldString": old, "newString": new, "userModified": false, "replaceAll": false}),
+                )
+            }
+            70..=91 => {
+                let (command, ok, err) = *self.rng.pick(commands(lang));
+                let fails = self.rng.chance(18);
+                if fails {
+                    failed = Some(format!("Exit code 1\n{err}"));
+                }
+                (
+                    "Bash",
+                    serde_json::json!({"command": command, "description": format!("Run {}", command.split(' ').next().unwrap_or(command)), "timeout": 120000}),
+                    serde_json::json!({"stdout": ok, "stderr": "", "interrupted": false, "isImage": false}),
+                )
+            }
+            _ => self.glob(&dir, duration),
+        };
+        ToolUse {
+            tool,
+            input,
+            response,
+            failed,
+            duration,
+        }
+    }
+
+    /// A Grep call in `dir`: a pattern and a few hits.
+    fn grep(&mut self, dir: &str) -> (&'static str, serde_json::Value, serde_json::Value) {
+        let lang = self.project.lang;
+        let pattern = *self.rng.pick(&[
+            "unwrap\\(\\)",
+            "TODO",
+            "items",
+            "retry",
+            "fn |func |def ",
+            "localStorage",
+            "Mutex",
+        ]);
+        let hits: Vec<String> = (0..self.rng.range(2, 9))
+            .map(|_| {
+                let f = self.rng.pick(self.project.files);
+                let l = self.rng.range(3, 240);
+                let code = self.rng.pick(code_lines(lang)).trim();
+                format!("{f}:{l}:{code}")
+            })
+            .collect();
+        (
+            "Grep",
+            serde_json::json!({"pattern": pattern, "path": dir, "output_mode": "content", "-n": true}),
+            serde_json::json!({"mode": "content", "numFiles": hits.len(), "filenames": [], "content": hits.join("\n"), "numLines": hits.len()}),
+        )
+    }
+
+    /// A Glob call in `dir` that took `duration` ms: every file of the
+    /// project in its language.
+    fn glob(
+        &self,
+        dir: &str,
+        duration: u64,
+    ) -> (&'static str, serde_json::Value, serde_json::Value) {
+        let lang = self.project.lang;
+        let ext = match lang {
+            Lang::Rust => "rs",
+            Lang::Ts => "ts",
+            Lang::Py => "py",
+            Lang::Go => "go",
+        };
+        let names: Vec<String> = self
+            .project
+            .files
+            .iter()
+            .map(|f| format!("{dir}/{f}"))
+            .collect();
+        (
+            "Glob",
+            serde_json::json!({"pattern": format!("**/*.{ext}")}),
+            serde_json::json!({"filenames": names, "durationMs": duration, "numFiles": names.len(), "truncated": false}),
+        )
     }
 
     /// A subagent doing a few tool calls for the main agent.
@@ -373,35 +416,8 @@ impl PlanBuilder {
 
 /// Demo agent `index`'s session, at least `events` lines long.
 pub(super) fn demo_plan(index: usize, events: usize) -> AgentPlan {
-    let session = demo_session_id(index);
-    let mut rng = agent_rng(index);
-    rng.next();
-    rng.next();
-    let (project, prompt) = TASKS[index % TASKS.len()];
-    let project = &PROJECTS[project];
-    let model = *rng.pick(MODELS);
-    let cwd = format!("/home/dev/{}", project.name);
-    let transcript = format!(
-        "/home/dev/.claude/projects/-home-dev-{}/{session}.jsonl",
-        project.name
-    );
-    let mut b = PlanBuilder {
-        rng,
-        session: session.clone(),
-        project,
-        base: vec![
-            ("session_id", session.into()),
-            ("transcript_path", transcript.into()),
-            ("cwd", cwd.into()),
-            ("permission_mode", "default".into()),
-        ],
-        model,
-        lines: Vec::new(),
-        generations: 0,
-        pre_tools: Vec::new(),
-        post_tools: Vec::new(),
-        agents: 0,
-    };
+    let (mut b, prompt) = PlanBuilder::new(index);
+    let model = b.model;
     b.hook(
         "SessionStart",
         vec![("source", "startup".into()), ("model", model.into())],
@@ -426,26 +442,69 @@ pub(super) fn demo_plan(index: usize, events: usize) -> AgentPlan {
         .rng
         .pick(&["prompt_input_exit", "prompt_input_exit", "logout", "clear"]);
     b.hook("SessionEnd", vec![("reason", reason.into())]);
-    let len = b.lines.len();
-    // Every turn has at least one tool call of the main agent, so both
-    // are found.
-    let crash = b
-        .pre_tools
-        .iter()
-        .find(|(i, _)| *i >= len * 3 / 5)
-        .or(b.pre_tools.last())
-        .cloned();
-    let pause_at = b
-        .post_tools
-        .iter()
-        .copied()
-        .find(|&i| i >= len * 7 / 10)
-        .or(b.post_tools.last().copied());
-    AgentPlan {
-        lines: b.lines,
-        crash_at: crash.as_ref().map(|(i, _)| *i),
-        crash_tool: crash.map(|(_, t)| t),
-        pause_at,
+    b.finish()
+}
+
+impl PlanBuilder {
+    /// Demo agent `index`'s builder, with nothing written yet, and its
+    /// first prompt.
+    fn new(index: usize) -> (PlanBuilder, &'static str) {
+        let session = demo_session_id(index);
+        let mut rng = agent_rng(index);
+        rng.next();
+        rng.next();
+        let (project, prompt) = TASKS[index % TASKS.len()];
+        let project = &PROJECTS[project];
+        let model = *rng.pick(MODELS);
+        let cwd = format!("/home/dev/{}", project.name);
+        let transcript = format!(
+            "/home/dev/.claude/projects/-home-dev-{}/{session}.jsonl",
+            project.name
+        );
+        let builder = PlanBuilder {
+            rng,
+            session: session.clone(),
+            project,
+            base: vec![
+                ("session_id", session.into()),
+                ("transcript_path", transcript.into()),
+                ("cwd", cwd.into()),
+                ("permission_mode", "default".into()),
+            ],
+            model,
+            lines: Vec::new(),
+            generations: 0,
+            pre_tools: Vec::new(),
+            post_tools: Vec::new(),
+            agents: 0,
+        };
+        (builder, prompt)
+    }
+
+    /// The plan: the lines, and where the agent dies mid-turn (a tool call
+    /// about three fifths in) or pauses (after a tool call seven tenths in).
+    fn finish(self) -> AgentPlan {
+        let len = self.lines.len();
+        // Every turn has at least one tool call of the main agent, so both
+        // are found.
+        let crash = self
+            .pre_tools
+            .iter()
+            .find(|(i, _)| *i >= len * 3 / 5)
+            .or(self.pre_tools.last())
+            .cloned();
+        let pause_at = self
+            .post_tools
+            .iter()
+            .copied()
+            .find(|&i| i >= len * 7 / 10)
+            .or(self.post_tools.last().copied());
+        AgentPlan {
+            lines: self.lines,
+            crash_at: crash.as_ref().map(|(i, _)| *i),
+            crash_tool: crash.map(|(_, t)| t),
+            pause_at,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tracejournal::model::{Status, ORPHANED_REASON};
-use tracejournal::store::{OpenReport, Store};
+use tracejournal::store::{OpenReport, SessionSummary, Store};
 
 /// Phase 2 of the demo: what recovery did, the sessions, and a check of
 /// every trace file against the store.
@@ -20,7 +20,52 @@ pub(super) fn demo_recovered(
     store: &Store,
     report: &OpenReport,
     open_time: Duration,
-    (agents, crashed, open): (usize, usize, &[usize]),
+    roles: (usize, usize, &[usize]),
+    out: &mut dyn Write,
+) -> CliResult {
+    let (agents, crashed, _) = roles;
+    write_recovery(report, open_time, agents, out)?;
+    store.flush()?;
+    writeln!(out)?;
+    let list = store.sessions();
+    write_sessions_table(out, &list)?;
+    writeln!(out)?;
+
+    // The demo checks itself: every expectation, and every file on disk.
+    let (counts, file_bytes) = check_sessions(store, &list, roles)?;
+    let by_status: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(
+        out,
+        "checked: {} trace files, each complete JSON, byte-identical to the store's state ({}); no temporary files left",
+        agents,
+        by_status.join(", ")
+    )?;
+    writeln!(
+        out,
+        "trace files: {}{} ({})",
+        store.traces_dir().display(),
+        std::path::MAIN_SEPARATOR,
+        bytes(file_bytes)
+    )?;
+    let example = demo_session_id(crashed);
+    let program = std::env::args()
+        .next()
+        .unwrap_or_else(|| "tracejournal".into());
+    writeln!(
+        out,
+        "look inside: {program} --dir {} show {} --pretty",
+        dir.display(),
+        &example[..8]
+    )?;
+    Ok(())
+}
+
+/// What the reopen did: the log replayed, the torn tail cut, the orphans
+/// marked crashed, the temporary files swept.
+fn write_recovery(
+    report: &OpenReport,
+    open_time: Duration,
+    agents: usize,
     out: &mut dyn Write,
 ) -> CliResult {
     let j = &report.journal;
@@ -65,13 +110,17 @@ pub(super) fn demo_recovered(
             plural(report.swept as u64, "temporary file", "temporary files")
         )?;
     }
-    store.flush()?;
-    writeln!(out)?;
-    let list = store.sessions();
-    write_sessions_table(out, &list)?;
-    writeln!(out)?;
+    Ok(())
+}
 
-    // The demo checks itself: every expectation, and every file on disk.
+/// Checks every agent's session (status and error as its role says) and
+/// trace file, and that `traces/` holds nothing else. Returns how many
+/// sessions have each status, and the trace files' total size.
+fn check_sessions(
+    store: &Store,
+    list: &[SessionSummary],
+    (agents, crashed, open): (usize, usize, &[usize]),
+) -> CliResult<(BTreeMap<&'static str, u64>, u64)> {
     let mut problems = Vec::new();
     let expect_status = |i: usize| -> (Status, Option<String>) {
         if i == crashed {
@@ -102,26 +151,7 @@ pub(super) fn demo_recovered(
             ));
         }
         *counts.entry(summary.status.as_str()).or_default() += 1;
-        let path = store.trace_path(&id);
-        let file = std::fs::read(&path).map_err(|e| {
-            Failure::Message(format!("cannot read trace file {}: {e}", path.display()))
-        })?;
-        file_bytes += file.len() as u64;
-        let current = store.session(&id).unwrap_or_default();
-        match serde_json::from_slice::<serde_json::Value>(&file) {
-            Err(e) => problems.push(format!("{} is not valid JSON: {e}", path.display())),
-            Ok(v) if v["summary"]["status"] != summary.status.as_str() => problems.push(format!(
-                "{} says {}, the store says {}",
-                path.display(),
-                v["summary"]["status"],
-                summary.status.as_str()
-            )),
-            Ok(_) if file != current => problems.push(format!(
-                "{} is not the store's current rendering of the session",
-                path.display()
-            )),
-            Ok(_) => {}
-        }
+        file_bytes += check_trace_file(store, summary, &mut problems)?;
     }
     if list.len() != agents {
         problems.push(format!("{} sessions, expected {agents}", list.len()));
@@ -145,29 +175,35 @@ pub(super) fn demo_recovered(
             problems.join("\n  ")
         ));
     }
-    let by_status: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    writeln!(
-        out,
-        "checked: {} trace files, each complete JSON, byte-identical to the store's state ({}); no temporary files left",
-        agents,
-        by_status.join(", ")
-    )?;
-    writeln!(
-        out,
-        "trace files: {}{} ({})",
-        store.traces_dir().display(),
-        std::path::MAIN_SEPARATOR,
-        bytes(file_bytes)
-    )?;
-    let example = demo_session_id(crashed);
-    let program = std::env::args()
-        .next()
-        .unwrap_or_else(|| "tracejournal".into());
-    writeln!(
-        out,
-        "look inside: {program} --dir {} show {} --pretty",
-        dir.display(),
-        &example[..8]
-    )?;
-    Ok(())
+    Ok((counts, file_bytes))
+}
+
+/// Checks that the session's trace file is valid JSON with the session's
+/// status, byte-identical to the store's current rendering; adds what is
+/// wrong to `problems`. Returns the file's size.
+fn check_trace_file(
+    store: &Store,
+    summary: &SessionSummary,
+    problems: &mut Vec<String>,
+) -> CliResult<u64> {
+    let id = &summary.id;
+    let path = store.trace_path(id);
+    let file = std::fs::read(&path)
+        .map_err(|e| Failure::Message(format!("cannot read trace file {}: {e}", path.display())))?;
+    let current = store.session(id).unwrap_or_default();
+    match serde_json::from_slice::<serde_json::Value>(&file) {
+        Err(e) => problems.push(format!("{} is not valid JSON: {e}", path.display())),
+        Ok(v) if v["summary"]["status"] != summary.status.as_str() => problems.push(format!(
+            "{} says {}, the store says {}",
+            path.display(),
+            v["summary"]["status"],
+            summary.status.as_str()
+        )),
+        Ok(_) if file != current => problems.push(format!(
+            "{} is not the store's current rendering of the session",
+            path.display()
+        )),
+        Ok(_) => {}
+    }
+    Ok(file.len() as u64)
 }
