@@ -29,7 +29,7 @@
 //!
 //! The commands that only read (`dump`, `verify` without `--repair`,
 //! `stats`, `sessions`, `show`, `tail`) open the directory read-only
-//! ([`tracejournal::readonly`]): no lock, no byte written. They work while
+//! ([`tracejournal::ReadOnlyJournal`], [`tracejournal::StoreSnapshot`]): no lock, no byte written. They work while
 //! another process (an `ingest`, an agent's store) has it open for writing,
 //! and on a directory the user may only read.
 
@@ -43,13 +43,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tracejournal::event::{parse_line, Entry, Event};
+use tracejournal::layout;
 use tracejournal::model::{Status, DEFAULT_CRASH_REASON, ORPHANED_REASON};
-use tracejournal::readonly::{ReadOnlyJournal, StoreSnapshot};
-use tracejournal::recovery::Truncation;
-use tracejournal::render::iso8601;
-use tracejournal::segment;
-use tracejournal::store::{OpenReport, OrphanPolicy, SessionSummary, Store, StoreOptions};
+use tracejournal::trace::iso8601;
+use tracejournal::Truncation;
 use tracejournal::{Durability, Journal, LogRecord, Options, Record, RecoveryReport, Ticket};
+use tracejournal::{OpenReport, OrphanPolicy, SessionSummary, Store, StoreOptions};
+use tracejournal::{ReadOnlyJournal, StoreSnapshot};
 
 /// The record type `append` gives every line it reads: one JSON value.
 pub const RECORD_TYPE_JSON: u8 = 1;
@@ -680,7 +680,7 @@ fn stats(dir: &Path, out: &mut dyn Write) -> CliResult {
     let (nested, top): (Vec<_>, Vec<_>) = files.iter().partition(|(name, _)| name.contains('/'));
     let (segments, others): (Vec<_>, Vec<_>) = top
         .into_iter()
-        .partition(|(name, _)| segment::parse_file_name(name).is_some());
+        .partition(|(name, _)| layout::parse_segment_file_name(name).is_some());
     let width = segments
         .iter()
         .chain(&others)
@@ -826,7 +826,7 @@ fn open_existing(dir: &Path) -> CliResult<Option<(Journal, RecoveryReport)>> {
     let files = list_files(dir)?;
     if !files
         .iter()
-        .any(|(name, _)| segment::parse_file_name(name).is_some())
+        .any(|(name, _)| layout::parse_segment_file_name(name).is_some())
     {
         return Ok(None);
     }
@@ -840,7 +840,7 @@ fn open_read_only(dir: &Path) -> CliResult<Option<(ReadOnlyJournal, RecoveryRepo
     let files = list_files(dir)?;
     if !files
         .iter()
-        .any(|(name, _)| segment::parse_file_name(name).is_some())
+        .any(|(name, _)| layout::parse_segment_file_name(name).is_some())
     {
         return Ok(None);
     }
@@ -941,7 +941,7 @@ fn open_existing_store(dir: &Path) -> CliResult<Option<Store>> {
     let files = list_files(dir)?;
     if !files
         .iter()
-        .any(|(name, _)| segment::parse_file_name(name).is_some())
+        .any(|(name, _)| layout::parse_segment_file_name(name).is_some())
     {
         return Ok(None);
     }
@@ -954,7 +954,7 @@ fn open_existing_snapshot(dir: &Path) -> CliResult<Option<StoreSnapshot>> {
     let files = list_files(dir)?;
     if !files
         .iter()
-        .any(|(name, _)| segment::parse_file_name(name).is_some())
+        .any(|(name, _)| layout::parse_segment_file_name(name).is_some())
     {
         return Ok(None);
     }

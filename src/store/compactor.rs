@@ -12,7 +12,7 @@
 //!   rewrites would exceed the write budget waits until it has grown enough
 //!   or has been quiet for `debounce`; an ended session is published at
 //!   once. Nothing is ever left unpublished once events stop.
-//! * **Checkpoints**: a snapshot of all state (see [`crate::checkpoint`]),
+//! * **Checkpoints**: a snapshot of all state (see [`crate::store::checkpoint`]),
 //!   then removal of log segments wholly covered by the previous one and not
 //!   holding unpublished changes.
 //! * **Retention**: the oldest finished sessions are retired first; an open
@@ -22,17 +22,17 @@
 //! its caller's thread through the same [`Publisher`] under the same lock
 //! (a crash must not wait for a thread that may be the stuck one).
 
-use crate::checkpoint;
-use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::failpoint::Failpoints;
-use crate::journal::Journal;
-use crate::model::{Session, Status};
-use crate::names;
-use crate::render;
-use crate::state::LiveState;
-use crate::storage::{OpenMode, Storage};
-use crate::Lsn;
+use crate::store::checkpoint;
+use crate::store::clock::Clock;
+use crate::store::model::{Session, Status};
+use crate::store::names;
+use crate::store::render;
+use crate::store::state::LiveState;
+use crate::wal::failpoint::Failpoints;
+use crate::wal::journal::Journal;
+use crate::wal::storage::{OpenMode, Storage};
+use crate::wal::Lsn;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
@@ -512,7 +512,7 @@ impl Worker {
         self.parts.config.debounce.as_millis() as u64
     }
 
-    fn due(&self, id: &str, dirty: crate::state::Dirty, now: u64) -> Due {
+    fn due(&self, id: &str, dirty: crate::store::state::Dirty, now: u64) -> Due {
         let state = self.parts.live.read();
         let Some(session) = state.get(id) else {
             return Due::Gone;
