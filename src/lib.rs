@@ -53,7 +53,8 @@ pub use wal::Lsn;
 // -------------------------------------------------------------- the store
 
 pub use store::clock::{Clock, ManualClock};
-pub use store::compactor::{CompactReport, FileStats};
+pub use store::compactor::CompactReport;
+pub use store::publish::FileStats;
 pub use store::state::{Committed, Subscription};
 pub use store::{Ack, OpenReport, OrphanPolicy, SessionSummary, Store, StoreOptions};
 

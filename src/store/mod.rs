@@ -30,6 +30,7 @@ pub mod jcs;
 pub mod ledger;
 pub mod model;
 pub mod names;
+pub mod publish;
 pub mod render;
 pub mod snapshot;
 pub mod state;
@@ -44,12 +45,12 @@ use crate::wal::Lsn;
 use checkpoint::{Scan, Unreadable};
 use clock::Clock;
 use compactor::{
-    CompactReport, Compactor, CompactorConfig, CompactorParts, FileStats, Publisher, Publishing,
-    CHECKPOINTS_DIR, TRACES_DIR,
+    CompactReport, Compactor, CompactorConfig, CompactorParts, CHECKPOINTS_DIR, TRACES_DIR,
 };
 use event::{Body, Entry, Event, ENTRY_KIND};
 use ledger::Ledger;
 use model::{Session, Sessions, Status, ORPHANED_REASON};
+use publish::{FileStats, Publisher, Publishing};
 use state::{LiveState, Subscription};
 use std::collections::HashSet;
 use std::ops::Range;

@@ -26,5 +26,7 @@ pub mod wal {
 
 /// Internal modules of the session store, for white-box tests.
 pub mod store {
-    pub use crate::store::{checkpoint, compactor, jcs, ledger, model, names, render, state};
+    pub use crate::store::{
+        checkpoint, compactor, jcs, ledger, model, names, publish, render, state,
+    };
 }
