@@ -68,9 +68,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use tracejournal::event::{hook_event, Body, EndStatus, Event, JsonText, Metadata};
 use tracejournal::model::Status;
-use tracejournal::render;
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::trace as render;
 use tracejournal::Durability;
+use tracejournal::{Store, StoreOptions};
 
 /// Tool spans of the full yardstick session at scale 1.
 const FULL_SPANS: usize = 5_000;

@@ -24,47 +24,83 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(unnameable_types)]
 
-pub mod checkpoint;
-pub mod clock;
-pub mod compactor;
-pub mod error;
-pub mod event;
-pub mod failpoint;
-pub mod frame;
-pub mod fuzzing;
-pub mod jcs;
-pub mod journal;
-pub mod ledger;
-mod log;
-pub mod model;
-pub mod names;
-pub mod options;
-pub mod payload;
-pub mod reader;
-pub mod readonly;
-pub mod recovery;
-pub mod render;
-pub mod segment;
-pub mod sim;
-pub mod state;
-pub mod storage;
-pub mod store;
-mod ticket;
-mod writer;
+// The tree. Every module is private: the `pub use` lists below are the
+// whole public API (`DESIGN.md`, "Code map", labels each boundary).
+mod error;
+mod store;
+mod wal;
 
-/// A log sequence number: the position of a record in the log, starting at
-/// 1, dense (each record gets the next one) and never reused for a durable
-/// record.
-pub type Lsn = u64;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+// ---------------------------------------------------------------- errors
 
 pub use error::{Error, Result};
-pub use journal::Journal;
-pub use options::{Durability, Options, Record};
-pub use reader::{LogRecord, Reader};
-pub use readonly::{ReadOnlyJournal, StoreSnapshot};
-pub use recovery::{RecoveryMode, RecoveryReport};
-pub use ticket::Ticket;
+
+// ------------------------------------------------------------ the journal
+
+pub use wal::frame::SegmentId;
+pub use wal::journal::{Journal, RemovedSegments};
+pub use wal::options::{Durability, Options, Record};
+pub use wal::reader::{LogRecord, Reader};
+pub use wal::recovery::{Damage, RecoveryMode, RecoveryReport, Truncation};
+pub use wal::storage::{DirLock, FsStorage, OpenMode, ReadMap, Storage, StorageFile};
+pub use wal::ticket::Ticket;
+pub use wal::Lsn;
+
+// -------------------------------------------------------------- the store
+
+pub use store::clock::{Clock, ManualClock};
+pub use store::compactor::CompactReport;
+pub use store::publish::FileStats;
+pub use store::state::{Committed, Subscription};
+pub use store::{Ack, OpenReport, OrphanPolicy, SessionSummary, Store, StoreOptions};
+
+// -------------------------------------------- reading beside a writer
+
+pub use store::snapshot::{CommittedEntry, SnapshotReport, StoreSnapshot};
+pub use wal::readonly::{ReadOnlyJournal, ReadOnlyStorage, REFRESH_MAX_BYTES};
+
+// ------------------------------------------------ namespaces of the store
+
+/// Events: what agents and tracers send, as typed values and as one-line
+/// JSON ([`event::parse_line`], [`event::hook_event`]), and the log entries
+/// of the session store.
+pub mod event {
+    pub use crate::store::event::{
+        hook_event, parse_line, Body, EndStatus, Entry, Event, EventError, JsonText, Metadata,
+        ModelRef, Tokens, ENTRY_KIND, ENTRY_VERSION, MAX_ID_LEN,
+    };
+}
+
+/// The session model: the state of a session as the store keeps it
+/// ([`model::Session`]), and the whole state ([`model::Sessions`]).
+pub mod model {
+    pub use crate::store::model::{
+        Applied, LoopInfo, Session, Sessions, Span, Status, ToolInfo, ToolStat, Totals,
+        DEFAULT_CRASH_REASON, MAX_RETIRED_REMEMBERED, MAX_SPANS, MAX_TOOL_OUTPUT_CHARS,
+        MAX_USER_MESSAGE_CHARS, ORPHANED_REASON,
+    };
+}
+
+/// Trace files' contents: a session rendered as canonical JSON
+/// (`trace-file-v2`, RFC 8785).
+pub mod trace {
+    pub use crate::store::jcs::canonicalize;
+    pub use crate::store::render::{iso8601, render, TRACE_VERSION};
+}
+
+/// Where each file lives in a store directory, and how files are named.
+pub mod layout {
+    pub use crate::store::compactor::{CHECKPOINTS_DIR, TRACES_DIR};
+    pub use crate::store::names::{file_name as trace_file_name, is_trace_file_name};
+    pub use crate::wal::journal::LOCK_FILE;
+    pub use crate::wal::segment::{
+        file_name as segment_file_name, parse_file_name as parse_segment_file_name,
+    };
+}
 
 /// Compiles the Rust examples in README.md as doctests, so they cannot rot.
 #[cfg(doctest)]

@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::failpoint::{names, Action};
-use tracejournal::segment;
-use tracejournal::sim::{Op, SimRng, SimStorage};
-use tracejournal::storage::Storage;
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::testkit::failpoint::{names, Action};
+use tracejournal::testkit::sim::{Op, SimRng, SimStorage};
+use tracejournal::testkit::wal::segment;
+use tracejournal::Storage;
 use tracejournal::{Durability, Error, Journal, Record, RecoveryMode, Ticket};
+use tracejournal::{Store, StoreOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
 const MODES: [RecoveryMode; 4] = [

@@ -21,11 +21,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracejournal::compactor::points;
 use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, Metadata};
-use tracejournal::failpoint::{names, Action};
 use tracejournal::model::Status;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::failpoint::points;
+use tracejournal::testkit::failpoint::{names, Action};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 /// Generous bound on every condition wait (a failing test fails, it does
 /// not hang).
@@ -658,7 +658,7 @@ fn s09_crash_survives_power_loss() {
             sessions.push(("s09-b", "crash-b"));
         }
         for (id, reason) in &sessions {
-            let file = image.read(&traces.join(tracejournal::names::file_name(id)));
+            let file = image.read(&traces.join(tracejournal::layout::trace_file_name(id)));
             assert_file_crashed(&parse(&file), reason, &format!("image {n} before reopen"));
         }
         for orphans in [OrphanPolicy::MarkCrashed, OrphanPolicy::KeepOpen] {
@@ -670,12 +670,12 @@ fn s09_crash_survives_power_loss() {
             for (id, reason) in &sessions {
                 let context = format!("image {n}, {orphans:?}, {id}");
                 assert_state_crashed(&reopened, id, reason, &context);
-                let file = copy.read(&traces.join(tracejournal::names::file_name(id)));
+                let file = copy.read(&traces.join(tracejournal::layout::trace_file_name(id)));
                 assert_file_crashed(&parse(&file), reason, &context);
             }
             reopened.flush().unwrap();
             for (id, reason) in &sessions {
-                let file = copy.read(&traces.join(tracejournal::names::file_name(id)));
+                let file = copy.read(&traces.join(tracejournal::layout::trace_file_name(id)));
                 assert_file_crashed(&parse(&file), reason, "after flush");
             }
             reopened.close().unwrap();
@@ -728,7 +728,7 @@ fn s09_crash_wins_over_stale_temp_and_stale_file() {
         }
 
         let traces = dir.path().join("traces");
-        let name = tracejournal::names::file_name(id);
+        let name = tracejournal::layout::trace_file_name(id);
         let temp = traces.join(format!(".{name}.99.tmp"));
         std::fs::write(&temp, &stale).unwrap();
         std::fs::write(&path, &stale).unwrap();

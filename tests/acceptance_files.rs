@@ -19,13 +19,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracejournal::clock::{Clock, ManualClock};
-use tracejournal::compactor::points;
 use tracejournal::event::{Body, EndStatus, Event, JsonText, Metadata, ModelRef, Tokens};
-use tracejournal::failpoint::{Action, Failpoints};
 use tracejournal::model::Status;
-use tracejournal::store::{Store, StoreOptions};
-use tracejournal::{jcs, render, Durability, Options};
+use tracejournal::testkit::failpoint::points;
+use tracejournal::testkit::failpoint::{Action, Failpoints};
+use tracejournal::testkit::store::jcs;
+use tracejournal::trace as render;
+use tracejournal::{Clock, ManualClock};
+use tracejournal::{Durability, Options};
+use tracejournal::{Store, StoreOptions};
 
 /// Epoch ms every manual clock here starts at.
 const T0: u64 = 1_700_000_000_000;
@@ -263,7 +265,7 @@ fn s13_readers_never_see_a_partial_file_and_close_leaves_no_temp() {
         left.iter().all(|n| !is_temp_name(n)),
         "temp files left after close: {left:?}"
     );
-    assert_eq!(left, [tracejournal::names::file_name(id)]);
+    assert_eq!(left, [tracejournal::layout::trace_file_name(id)]);
 }
 
 /// Scenario 13, failed publishes: a publish that fails after its temp file
@@ -377,7 +379,7 @@ fn s13_temp_file_of_an_interrupted_publish_is_swept() {
         clock,
         // The session was open when the process died; keep it open so the
         // file can be compared with the state before the cut.
-        orphans: tracejournal::store::OrphanPolicy::KeepOpen,
+        orphans: tracejournal::OrphanPolicy::KeepOpen,
         ..options
     };
     let (store, report) = Store::open(&dir, options).unwrap();

@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::compactor::points;
 use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, JsonText, Metadata, Tokens};
-use tracejournal::failpoint::{names, Action, Failpoints};
 use tracejournal::model::Status;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::failpoint::points;
+use tracejournal::testkit::failpoint::{names, Action, Failpoints};
 use tracejournal::Error;
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 /// Generous bound on every condition wait (a failing test fails, it does
 /// not hang).

@@ -19,13 +19,13 @@ use std::io::{BufRead, BufReader};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::clock::{Clock, ManualClock};
-use tracejournal::compactor::points;
 use tracejournal::event::{parse_line, Body, EndStatus, Entry, Event, ENTRY_KIND};
-use tracejournal::failpoint::Action;
 use tracejournal::model::{Status, ORPHANED_REASON};
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::failpoint::points;
+use tracejournal::testkit::failpoint::Action;
+use tracejournal::{Clock, ManualClock};
 use tracejournal::{Error, Options};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 /// Epoch ms every manual clock here starts at.
 const T0: u64 = 1_700_000_000_000;
@@ -816,8 +816,8 @@ fn s12_odd_ids_each_map_to_one_file_inside_traces() {
         let name = path.file_name().unwrap().to_str().unwrap();
         // The log: its segments and the spare ready to become the next.
         let is_segment = path.parent() == Some(Path::new(""))
-            && (tracejournal::segment::parse_file_name(name).is_some()
-                || tracejournal::segment::parse_spare_name(name).is_some());
+            && (tracejournal::testkit::wal::segment::parse_file_name(name).is_some()
+                || tracejournal::testkit::wal::segment::parse_spare_name(name).is_some());
         assert!(
             is_segment || before.get(path) == Some(bytes),
             "{path:?} was written outside traces/"

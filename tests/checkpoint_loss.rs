@@ -12,14 +12,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::checkpoint;
-use tracejournal::clock::{Clock, ManualClock};
-use tracejournal::compactor::{points, CHECKPOINTS_DIR, TRACES_DIR};
 use tracejournal::event::{Body, EndStatus, Event, JsonText, Metadata};
-use tracejournal::failpoint::{Action, Failpoints};
-use tracejournal::segment;
-use tracejournal::store::{OpenReport, Store, StoreOptions};
+use tracejournal::layout::{CHECKPOINTS_DIR, TRACES_DIR};
+use tracejournal::testkit::failpoint::points;
+use tracejournal::testkit::failpoint::{Action, Failpoints};
+use tracejournal::testkit::store::checkpoint;
+use tracejournal::testkit::wal::segment;
+use tracejournal::{Clock, ManualClock};
 use tracejournal::{Error, Options};
+use tracejournal::{OpenReport, Store, StoreOptions};
 
 const T0: u64 = 1_700_000_000_000;
 const WAIT: Duration = Duration::from_secs(60);
@@ -116,14 +117,11 @@ fn segments(dir: &Path) -> Vec<u64> {
 }
 
 fn checkpoints(dir: &Path) -> Vec<PathBuf> {
-    checkpoint::list(
-        &tracejournal::storage::FsStorage,
-        &dir.join(CHECKPOINTS_DIR),
-    )
-    .unwrap()
-    .into_iter()
-    .map(|lsn| dir.join(CHECKPOINTS_DIR).join(checkpoint::file_name(lsn)))
-    .collect()
+    checkpoint::list(&tracejournal::FsStorage, &dir.join(CHECKPOINTS_DIR))
+        .unwrap()
+        .into_iter()
+        .map(|lsn| dir.join(CHECKPOINTS_DIR).join(checkpoint::file_name(lsn)))
+        .collect()
 }
 
 /// A store whose first segments were removed by a checkpoint: session

@@ -782,7 +782,7 @@ fn examples_ingest_list_and_show() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let file = dir
         .join("traces")
-        .join(tracejournal::names::file_name(TYPED_ID));
+        .join(tracejournal::layout::trace_file_name(TYPED_ID));
     let on_disk = std::fs::read_to_string(&file).unwrap();
     assert_eq!(r.stdout, format!("{on_disk}\n"));
     assert_eq!(r.stdout.lines().count(), 1);
@@ -889,7 +889,7 @@ fn ingest_keeps_each_sessions_order_and_counts_duplicates() {
     for s in 0..sessions {
         let file = dir
             .join("traces")
-            .join(tracejournal::names::file_name(&format!("order-{s}")));
+            .join(tracejournal::layout::trace_file_name(&format!("order-{s}")));
         let trace = schema::trace_json(&std::fs::read(file).unwrap());
         let got: Vec<&str> = spans_of(&trace, "tool")
             .iter()
@@ -923,7 +923,7 @@ fn crash_marks_a_running_session() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let file = dir
         .join("traces")
-        .join(tracejournal::names::file_name(SESSION_ID));
+        .join(tracejournal::layout::trace_file_name(SESSION_ID));
     assert_eq!(
         r.stdout,
         format!(

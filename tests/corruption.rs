@@ -6,9 +6,9 @@ mod common;
 use common::{assert_clean, options_with, placements, read_all, Env, MemStorage, Placement};
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::failpoint::{names, Action};
-use tracejournal::frame;
-use tracejournal::segment;
+use tracejournal::testkit::failpoint::{names, Action};
+use tracejournal::testkit::wal::frame;
+use tracejournal::testkit::wal::segment;
 use tracejournal::{Durability, Error, Journal, LogRecord, Options, Record, RecoveryMode};
 
 const MODES: [RecoveryMode; 4] = [

@@ -25,12 +25,12 @@ mod schema;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tracejournal::clock::Clock;
 use tracejournal::event::{parse_line, Event};
 use tracejournal::model::Status;
-use tracejournal::sim::{SimRng, SimStorage};
-use tracejournal::storage::{OpenMode, Storage};
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::sim::{SimRng, SimStorage};
+use tracejournal::Clock;
+use tracejournal::{OpenMode, Storage};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 const SESSIONS: usize = 3;
 const POINTS_PER_RUN: u64 = 10;

@@ -12,8 +12,8 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracejournal::failpoint::{names, Action};
-use tracejournal::segment;
+use tracejournal::testkit::failpoint::{names, Action};
+use tracejournal::testkit::wal::segment;
 use tracejournal::{Durability, Error, Journal, Options, Record, RecoveryReport, Ticket};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -179,7 +179,7 @@ fn second_open_of_the_same_directory_is_locked() {
 /// queue room time out after 50 ms.
 struct FullQueue {
     dir: tempfile::TempDir,
-    fp: tracejournal::failpoint::Failpoints,
+    fp: tracejournal::testkit::failpoint::Failpoints,
     j: Journal,
     in_flight: Ticket,
     queued: Ticket,
@@ -581,8 +581,8 @@ fn failure_while_setting_a_segment_aside_is_an_io_error_and_retryable() {
         ..small()
     };
     options.failpoints.arm(
-        tracejournal::failpoint::names::RECOVERY_BEFORE_SET_ASIDE,
-        tracejournal::failpoint::Action::Fail(std::io::ErrorKind::Other),
+        tracejournal::testkit::failpoint::names::RECOVERY_BEFORE_SET_ASIDE,
+        tracejournal::testkit::failpoint::Action::Fail(std::io::ErrorKind::Other),
     );
     match Journal::open(dir.path(), options) {
         Err(tracejournal::Error::Io { op, .. }) => assert_eq!(op, "set aside segment"),

@@ -3,7 +3,8 @@
 //! stable without a fuzzing engine. Also runs mutations of each seed.
 
 use std::path::{Path, PathBuf};
-use tracejournal::{fuzzing, Durability, Journal, Options, Record};
+use tracejournal::testkit::fuzzing;
+use tracejournal::{Durability, Journal, Options, Record};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -201,7 +202,7 @@ fn generate_seeds() {
 /// hand: `cargo test --test fuzz_corpus -- --ignored generate_session_seeds`
 ///
 /// `session_model` input is a small program (see
-/// `tracejournal::fuzzing::session_model`): an event is `op, session,
+/// `tracejournal::testkit::fuzzing::session_model`): an event is `op, session,
 /// key, time` then the body's operands. Session 0 is `"s"`, key 0 none
 /// (for hooks: the payload's default key), time byte 10 moves the clock
 /// 130 ms.

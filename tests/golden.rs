@@ -7,8 +7,8 @@
 //! changed: that breaks every existing journal, so it must be deliberate
 //! (new format version), never an accident.
 
-use tracejournal::frame::{self, FrameHeader, SegmentId};
-use tracejournal::segment::{self, SegmentHeader};
+use tracejournal::testkit::wal::frame::{self, FrameHeader, SegmentId};
+use tracejournal::testkit::wal::segment::{self, SegmentHeader};
 
 /// lsn 42, segment {7, 0xA1B2C3D4}, group delta 2, kind 3,
 /// flags BATCH_CONTINUES, payload "hello" (5 bytes, so 3 bytes of padding).

@@ -4,7 +4,7 @@
 //! not raced with sleeps.
 
 use std::time::Duration;
-use tracejournal::failpoint::{names, Action};
+use tracejournal::testkit::failpoint::{names, Action};
 use tracejournal::{Durability, Journal, Options, Record};
 
 #[test]

@@ -113,13 +113,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use tracejournal::compactor::{points, CHECKPOINTS_DIR, TRACES_DIR};
 use tracejournal::event::{hook_event, Body, EndStatus, Event, JsonText, Metadata};
-use tracejournal::failpoint::{names, Action, Failpoints};
+use tracejournal::layout::trace_file_name as file_name;
+use tracejournal::layout::{CHECKPOINTS_DIR, TRACES_DIR};
 use tracejournal::model::{Status, ORPHANED_REASON};
-use tracejournal::names::file_name;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::failpoint::points;
+use tracejournal::testkit::failpoint::{names, Action, Failpoints};
 use tracejournal::{Lsn, Options};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 /// This test's name: the child is this binary run with `--exact` it.
 const TEST_NAME: &str = "sigkill_loop_keeps_every_promise";

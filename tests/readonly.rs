@@ -14,12 +14,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 use tracejournal::event::{Entry, ENTRY_KIND};
-use tracejournal::ledger::Ledger;
 use tracejournal::model::Status;
-use tracejournal::readonly::StoreSnapshot;
-use tracejournal::storage::FsStorage;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::store::ledger::Ledger;
+use tracejournal::FsStorage;
+use tracejournal::StoreSnapshot;
 use tracejournal::{Error, Journal, ReadOnlyJournal, Record};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracejournal");
 /// Set in the child writer process: the store directory.
@@ -146,7 +146,7 @@ fn messy_store(dir: &Path) -> (String, String) {
         .last()
         .unwrap();
     assert_eq!(last.lsn + 1, end);
-    let seg = dir.join(tracejournal::segment::file_name(last.segment));
+    let seg = dir.join(tracejournal::testkit::wal::segment::file_name(last.segment));
     let tail_at = last.offset + (32 + last.payload.len() as u64).div_ceil(8) * 8;
     let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, &[0xAB; 20], tail_at).unwrap();

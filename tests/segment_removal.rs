@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tracejournal::failpoint::{names, Action, Failpoints};
-use tracejournal::journal::RemovedSegments;
-use tracejournal::segment;
-use tracejournal::storage::{DirLock, OpenMode, Storage, StorageFile};
+use tracejournal::testkit::failpoint::{names, Action, Failpoints};
+use tracejournal::testkit::wal::segment;
+use tracejournal::RemovedSegments;
+use tracejournal::{DirLock, OpenMode, Storage, StorageFile};
 use tracejournal::{Error, Journal, LogRecord, Options, Record, RecoveryMode};
 
 const WAIT: Duration = Duration::from_secs(30);

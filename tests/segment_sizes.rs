@@ -9,7 +9,7 @@ use common::{mem_dir, read_all, MemStorage};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
-use tracejournal::segment;
+use tracejournal::testkit::wal::segment;
 use tracejournal::{Durability, Journal, Options, Record};
 
 /// The sizes of the segment files in `dir`, in log order.

@@ -16,12 +16,12 @@ use common::{options_with, read_all};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tracejournal::model::Status;
-use tracejournal::names;
-use tracejournal::segment;
-use tracejournal::sim::{SimRng, SimStorage};
-use tracejournal::storage::Storage;
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::testkit::sim::{SimRng, SimStorage};
+use tracejournal::testkit::store::names;
+use tracejournal::testkit::wal::segment;
+use tracejournal::Storage;
 use tracejournal::{Durability, Journal, Record, RecoveryMode};
+use tracejournal::{Store, StoreOptions};
 
 /// More crash points than any procedure here has storage operations; the
 /// ones left over are cancelled.

@@ -8,11 +8,11 @@ mod common;
 use common::sessions::ReleaseOnDrop;
 use std::time::{Duration, Instant};
 use tracejournal::event::parse_line;
-use tracejournal::failpoint::{names, Action, Failpoints};
 use tracejournal::model::Status;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::failpoint::{names, Action, Failpoints};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
-fn ingest(store: &Store, line: &str) -> tracejournal::store::Ack {
+fn ingest(store: &Store, line: &str) -> tracejournal::Ack {
     store.ingest(parse_line(line).unwrap()).unwrap()
 }
 

@@ -5,7 +5,7 @@ mod schema;
 
 use tracejournal::event::parse_line;
 use tracejournal::model::Status;
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::{Store, StoreOptions};
 
 #[test]
 fn ingest_publish_crash_reopen() {
@@ -52,7 +52,7 @@ fn ingest_publish_crash_reopen() {
 #[test]
 fn an_ended_session_is_published_without_waiting_for_the_debounce() {
     use std::time::Duration;
-    use tracejournal::clock::Clock;
+    use tracejournal::Clock;
     let dir = tempfile::tempdir().unwrap();
     let (clock, _manual) = Clock::manual(1_700_000_000_000);
     let options = StoreOptions {

@@ -5,9 +5,9 @@ mod common;
 
 use common::{assert_clean, last_nonzero, placements, read_all, Env, Placement, Rng};
 use std::time::Duration;
-use tracejournal::failpoint::{names, Action};
-use tracejournal::frame::{self, SegmentId};
-use tracejournal::segment::{self, SegmentHeader};
+use tracejournal::testkit::failpoint::{names, Action};
+use tracejournal::testkit::wal::frame::{self, SegmentId};
+use tracejournal::testkit::wal::segment::{self, SegmentHeader};
 use tracejournal::{Durability, Error, Journal, Record, RecoveryMode};
 
 const SEG1: &str = "00000000000000000001.seg";

@@ -17,7 +17,7 @@ mod schema;
 use serde_json::{json, Value};
 use tracejournal::event::{parse_line, Body, Entry, Event};
 use tracejournal::model::Sessions;
-use tracejournal::render::render;
+use tracejournal::trace::render;
 
 const HOOKS: &str = include_str!("../examples/session.jsonl");
 const HOOKS_2: &str = include_str!("../examples/events.jsonl");

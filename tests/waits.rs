@@ -14,10 +14,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tracejournal::event::parse_line;
-use tracejournal::failpoint::{names, Action, Failpoints};
 use tracejournal::model::Status;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::failpoint::{names, Action, Failpoints};
 use tracejournal::{Durability, Error};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 /// How long a call may take before the test calls it a hang. Far above
 /// anything these calls need (they are all answered within milliseconds);
@@ -43,7 +43,7 @@ fn returned<T>(rx: &Receiver<T>, what: &str) -> T {
         .unwrap_or_else(|_| panic!("{what} did not return within {BOUND:?}: it waits forever"))
 }
 
-fn ingest(store: &Store, line: &str) -> tracejournal::Result<tracejournal::store::Ack> {
+fn ingest(store: &Store, line: &str) -> tracejournal::Result<tracejournal::Ack> {
     store.ingest(parse_line(line).unwrap())
 }
 
@@ -171,7 +171,7 @@ fn compactor_retirement_behind_a_failed_urgent_marker_lets_close_return() {
     let fp = Failpoints::new();
     let _release = ReleaseOnDrop(fp.clone());
     let dir = tempfile::tempdir().unwrap();
-    let (clock, manual) = tracejournal::clock::Clock::manual(1_700_000_000_000);
+    let (clock, manual) = tracejournal::Clock::manual(1_700_000_000_000);
     let mut options = StoreOptions {
         clock,
         orphans: OrphanPolicy::KeepOpen,

@@ -28,7 +28,7 @@ use crate::report::{self, Config, Progress, Section};
 use std::time::{Duration, Instant};
 use tracejournal::event::{parse_line, Event};
 use tracejournal::model::Status;
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::{Store, StoreOptions};
 
 /// Sessions at scale 1.
 const SESSIONS: u64 = 1_000;

@@ -31,14 +31,15 @@ use crate::report::{self, Config, Progress, Section};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use tracejournal::checkpoint;
-use tracejournal::compactor::{CHECKPOINTS_DIR, TRACES_DIR};
 use tracejournal::event::{parse_line, Entry, Event, ENTRY_KIND};
+use tracejournal::layout::{CHECKPOINTS_DIR, TRACES_DIR};
 use tracejournal::model::Sessions;
-use tracejournal::segment;
-use tracejournal::storage::FsStorage;
-use tracejournal::store::{Store, StoreOptions};
-use tracejournal::{frame, Durability, Journal, Options};
+use tracejournal::testkit::store::checkpoint;
+use tracejournal::testkit::wal::frame;
+use tracejournal::testkit::wal::segment;
+use tracejournal::FsStorage;
+use tracejournal::{Durability, Journal, Options};
+use tracejournal::{Store, StoreOptions};
 
 /// The log sizes at scale 1, with their labels.
 const SIZES: [(&str, u64); 2] = [("256 MiB", 256 << 20), ("1 GiB", 1 << 30)];

@@ -12,8 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 use tracejournal::event::parse_line;
-use tracejournal::store::{Store, StoreOptions};
 use tracejournal::{Durability, Journal, Options, Record};
+use tracejournal::{Store, StoreOptions};
 
 /// Size of the preallocated file of the floor and the naive baseline (the
 /// size of a default journal segment); writes wrap around at its end.

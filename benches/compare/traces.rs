@@ -12,7 +12,7 @@
 //! * tracejournal: a [`Store`] with default options (`Sync` durability: each
 //!   ingest returns once its event is fsynced; debounce 200 ms); time from
 //!   the first event until `flush` returned (every event durable, the file
-//!   current); bytes = [`FileStats::written`](tracejournal::compactor::FileStats)
+//!   current); bytes = [`FileStats::written`](tracejournal::FileStats)
 //!   (temp files included) over the session's life.
 //! * The seed-0 tracer, measured: after every event, serialize the whole
 //!   trace with `serde_json` pretty-printing (its `JSON.stringify(trace,
@@ -30,7 +30,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracejournal::event::{hook_event, Event};
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::{Store, StoreOptions};
 
 /// Tool spans of the yardstick session at scale 1.
 const FULL_SPANS: u64 = 5_000;
@@ -233,8 +233,8 @@ impl Rewriter {
                 "version": 2,
                 "traceId": "0190f5e2-0000-7000-8000-000000000001",
                 "sessionId": SESSION,
-                "startedAt": tracejournal::render::iso8601(now),
-                "endedAt": tracejournal::render::iso8601(now),
+                "startedAt": tracejournal::trace::iso8601(now),
+                "endedAt": tracejournal::trace::iso8601(now),
                 "metadata": {},
                 "spans": [{ "spanId": "root", "parentSpanId": null, "name": SESSION,
                             "kind": "session", "startTime": now, "status": "ok" }],
@@ -260,7 +260,7 @@ impl Rewriter {
             }
             _ => {}
         }
-        self.trace["endedAt"] = json!(tracejournal::render::iso8601(now));
+        self.trace["endedAt"] = json!(tracejournal::trace::iso8601(now));
     }
 
     fn open_span(&mut self, id: String, hook: &Value, now: u64) {

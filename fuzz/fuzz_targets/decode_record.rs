@@ -2,5 +2,5 @@
 //! decodes re-encodes to the same bytes.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tracejournal::fuzzing::decode_record(data);
+    tracejournal::testkit::fuzzing::decode_record(data);
 });

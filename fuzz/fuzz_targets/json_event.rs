@@ -3,5 +3,5 @@
 //! renders to canonical JSON.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tracejournal::fuzzing::json_event(data);
+    tracejournal::testkit::fuzzing::json_event(data);
 });

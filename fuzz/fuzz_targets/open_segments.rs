@@ -3,5 +3,5 @@
 //! panic.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tracejournal::fuzzing::open_segments(data);
+    tracejournal::testkit::fuzzing::open_segments(data);
 });

@@ -14,8 +14,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tracejournal::sim::{SimRng, SimStorage};
-use tracejournal::storage::{DirLock, OpenMode, Storage, StorageFile};
+use tracejournal::testkit::sim::{SimRng, SimStorage};
+use tracejournal::{DirLock, OpenMode, Storage, StorageFile};
 use tracejournal::{Journal, LogRecord, Options, RecoveryMode, RecoveryReport};
 
 pub mod schema;
@@ -161,8 +161,8 @@ pub fn placements(records: &[LogRecord]) -> Vec<Placement> {
             lsn: r.lsn,
             segment: r.segment,
             offset: r.offset,
-            unpadded: (tracejournal::frame::HEADER_LEN + r.payload.len()) as u64,
-            total: tracejournal::frame::encoded_len(r.payload.len()) as u64,
+            unpadded: (tracejournal::testkit::wal::frame::HEADER_LEN + r.payload.len()) as u64,
+            total: tracejournal::testkit::wal::frame::encoded_len(r.payload.len()) as u64,
         })
         .collect()
 }
@@ -339,7 +339,7 @@ impl Env {
     pub fn segment_names(&self) -> Vec<String> {
         self.names()
             .into_iter()
-            .filter(|n| tracejournal::segment::parse_file_name(n).is_some())
+            .filter(|n| tracejournal::testkit::wal::segment::parse_file_name(n).is_some())
             .collect()
     }
 }

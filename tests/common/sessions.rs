@@ -8,13 +8,13 @@ use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
-use tracejournal::clock::{Clock, ManualClock};
 use tracejournal::event::{hook_event, Body, EndStatus, Event, JsonText};
-use tracejournal::failpoint::Failpoints;
 use tracejournal::model::Session;
-use tracejournal::sim::SimStorage;
-use tracejournal::store::{OrphanPolicy, Store, StoreOptions};
+use tracejournal::testkit::failpoint::Failpoints;
+use tracejournal::testkit::sim::SimStorage;
 use tracejournal::RecoveryMode;
+use tracejournal::{Clock, ManualClock};
+use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 /// The debounce of [`manual_options`], in ms.
 pub const DEBOUNCE_MS: u64 = 200;

@@ -2,7 +2,7 @@
 //! times, sizes, counts, and text cells that cannot move the cursor.
 
 use std::time::Duration;
-use tracejournal::render::iso8601;
+use tracejournal::trace::iso8601;
 
 /// `1 to 3 (next 4)`, or `none (next 1)` for an empty log.
 pub(crate) fn lsn_range(records: u64, first: u64, next: u64) -> String {

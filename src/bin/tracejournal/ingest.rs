@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 use tracejournal::event::{parse_line, Event};
-use tracejournal::store::Store;
+use tracejournal::Store;
 
 /// What one ingest worker did.
 #[derive(Default)]

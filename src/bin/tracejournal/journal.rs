@@ -9,9 +9,9 @@ use crate::open::{
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, BufRead, Write};
 use std::path::Path;
-use tracejournal::readonly::ReadOnlyJournal;
-use tracejournal::recovery::Truncation;
-use tracejournal::segment;
+use tracejournal::layout;
+use tracejournal::ReadOnlyJournal;
+use tracejournal::Truncation;
 use tracejournal::{Durability, Journal, LogRecord, Options, Record, RecoveryReport, Ticket};
 
 /// The record type `append` gives every line it reads: one JSON value.
@@ -377,7 +377,7 @@ fn write_files(out: &mut dyn Write, files: &[(String, u64)]) -> io::Result<()> {
     let (nested, top): (Vec<_>, Vec<_>) = files.iter().partition(|(name, _)| name.contains('/'));
     let (segments, others): (Vec<_>, Vec<_>) = top
         .into_iter()
-        .partition(|(name, _)| segment::parse_file_name(name).is_some());
+        .partition(|(name, _)| layout::parse_segment_file_name(name).is_some());
     let width = segments
         .iter()
         .chain(&others)

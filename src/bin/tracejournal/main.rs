@@ -29,7 +29,7 @@
 //!
 //! The commands that only read (`dump`, `verify` without `--repair`,
 //! `stats`, `sessions`, `show`, `tail`) open the directory read-only
-//! ([`tracejournal::readonly`]): no lock, no byte written. They work while
+//! ([`tracejournal::ReadOnlyJournal`], [`tracejournal::StoreSnapshot`]): no lock, no byte written. They work while
 //! another process (an `ingest`, an agent's store) has it open for writing,
 //! and on a directory the user may only read.
 

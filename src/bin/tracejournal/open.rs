@@ -9,10 +9,10 @@ use crate::journal::describe_cut;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tracejournal::readonly::{ReadOnlyJournal, StoreSnapshot};
-use tracejournal::segment;
-use tracejournal::store::{OpenReport, OrphanPolicy, SessionSummary, Store, StoreOptions};
+use tracejournal::layout;
 use tracejournal::{Journal, Options, RecoveryReport};
+use tracejournal::{OpenReport, OrphanPolicy, SessionSummary, Store, StoreOptions};
+use tracejournal::{ReadOnlyJournal, StoreSnapshot};
 
 /// `--salvage`, set once by [`set_salvage`] before any store is opened (one
 /// flag for every command that opens the store, without threading it
@@ -232,7 +232,7 @@ fn holds_segments(dir: &Path) -> CliResult<bool> {
     let files = list_files(dir)?;
     Ok(files
         .iter()
-        .any(|(name, _)| segment::parse_file_name(name).is_some()))
+        .any(|(name, _)| layout::parse_segment_file_name(name).is_some()))
 }
 
 /// Regular files of `dir` with their sizes, sorted by name.

@@ -11,7 +11,7 @@ use crate::table::write_sessions_table;
 use std::io::Write;
 use std::path::Path;
 use tracejournal::model::Status;
-use tracejournal::store::SessionSummary;
+use tracejournal::SessionSummary;
 
 /// `sessions`: the sessions, newest first, as a table or (`json`) one JSON
 /// array.

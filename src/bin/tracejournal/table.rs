@@ -2,7 +2,7 @@
 
 use crate::format::{cell, cost, duration, started, thousands, tokens};
 use std::io::{self, Write};
-use tracejournal::store::SessionSummary;
+use tracejournal::SessionSummary;
 
 /// Longest id shown in the table (a unique prefix is enough for `show`).
 const TABLE_ID_CHARS: usize = 14;

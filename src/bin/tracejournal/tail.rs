@@ -6,8 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 use tracejournal::event::{Entry, Event};
-use tracejournal::readonly::StoreSnapshot;
-use tracejournal::store::StoreOptions;
+use tracejournal::{StoreOptions, StoreSnapshot};
 
 /// How often `tail` looks for new records. Polling a directory listing and
 /// the end of one file costs a few system calls; 100 ms keeps the delay

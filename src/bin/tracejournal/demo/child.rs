@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tracejournal::event::parse_line;
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::{Store, StoreOptions};
 
 /// What one demo agent did.
 #[derive(Default)]

@@ -25,7 +25,7 @@ use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
-use tracejournal::store::{Store, StoreOptions};
+use tracejournal::{Store, StoreOptions};
 
 /// Default events per demo agent.
 pub(crate) const DEMO_EVENTS: u32 = 300;

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tracejournal::model::{Status, ORPHANED_REASON};
-use tracejournal::store::{OpenReport, SessionSummary, Store};
+use tracejournal::{OpenReport, SessionSummary, Store};
 
 /// Phase 2 of the demo: what recovery did, the sessions, and a check of
 /// every trace file against the store.

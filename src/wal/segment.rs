@@ -39,9 +39,9 @@
 //! removed then. `.seg.tmp` files are never adopted: their zero-fill may not
 //! have finished, so recovery sweeps them.
 
-use crate::failpoint::{names, Failpoints};
-use crate::frame::SegmentId;
-use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::wal::failpoint::{names, Failpoints};
+use crate::wal::frame::SegmentId;
+use crate::wal::storage::{OpenMode, Storage, StorageFile};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::io;
@@ -68,7 +68,7 @@ pub const GROWTH: u64 = 4;
 /// The smallest size a segment file may have: its header and one empty
 /// record frame.
 pub const MIN_SEGMENT_SIZE: u64 =
-    (HEADER_LEN + crate::frame::HEADER_LEN + crate::frame::ALIGN) as u64;
+    (HEADER_LEN + crate::wal::frame::HEADER_LEN + crate::wal::frame::ALIGN) as u64;
 const BROKEN_SUFFIX: &str = ".broken";
 
 /// The decoded header of a segment.
@@ -161,7 +161,7 @@ pub fn parse_spare_name(name: &str) -> Option<u64> {
 /// `max` (the configured `segment_size`, itself a multiple of 8 that the
 /// journal's validation keeps at or above every `needed`).
 pub fn next_segment_size(current: u64, needed: u64, max: u64) -> u64 {
-    let align = crate::frame::ALIGN as u64;
+    let align = crate::wal::frame::ALIGN as u64;
     let want = current
         .saturating_mul(GROWTH)
         .max(needed)
@@ -222,11 +222,13 @@ pub struct Spare {
 
 impl Spare {
     /// The segment number it is for.
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
     pub fn number(&self) -> u64 {
         self.number
     }
 
     /// Its size in bytes (the size of the segment it becomes).
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -235,6 +237,8 @@ impl Spare {
 /// A segment the writer may append to.
 pub struct OpenSegment {
     /// Its header.
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+    // unused by the engine: tests use it, or phase 2 removes it
     pub header: SegmentHeader,
     /// Its path.
     pub path: PathBuf,
@@ -304,7 +308,7 @@ pub fn adopt_spare(
         if n == number && adopted.is_none() {
             let file = storage.open(&path, OpenMode::ReadWrite)?;
             let size = file.len()?;
-            let align = crate::frame::ALIGN as u64;
+            let align = crate::wal::frame::ALIGN as u64;
             if (MIN_SEGMENT_SIZE..=max).contains(&size) && size.is_multiple_of(align) {
                 adopted = Some(Spare {
                     number,

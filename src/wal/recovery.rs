@@ -25,10 +25,10 @@
 //! * An I/O error is returned as an I/O error, never taken for corruption.
 
 use crate::error::{Error, Result};
-use crate::failpoint::{names, Failpoints};
-use crate::frame::{self, DecodeError, SegmentId};
-use crate::segment::{self, SegmentHeader};
-use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::wal::failpoint::{names, Failpoints};
+use crate::wal::frame::{self, DecodeError, SegmentId};
+use crate::wal::segment::{self, SegmentHeader};
+use crate::wal::storage::{OpenMode, Storage, StorageFile};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -306,7 +306,10 @@ impl Recovery<'_> {
         Ok(())
     }
 
-    fn open_segment(&self, path: &Path) -> Result<(Arc<dyn StorageFile>, crate::storage::ReadMap)> {
+    fn open_segment(
+        &self,
+        path: &Path,
+    ) -> Result<(Arc<dyn StorageFile>, crate::wal::storage::ReadMap)> {
         let mode = if self.dry_run {
             OpenMode::Read
         } else {

@@ -13,9 +13,9 @@
 //! compactor and hands the entries to subscribers. It never touches files.
 
 use crate::error::{Error, Result};
-use crate::event::Entry;
-use crate::model::{Applied, Sessions};
-use crate::Lsn;
+use crate::store::event::Entry;
+use crate::store::model::{Applied, Sessions};
+use crate::wal::Lsn;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::collections::{BTreeMap, HashMap};
@@ -145,6 +145,7 @@ impl DirtySet {
     }
 
     /// True if nothing is dirty.
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
     pub fn is_empty(&self) -> bool {
         self.map.lock().is_empty()
     }
@@ -258,7 +259,7 @@ impl LiveState {
     /// dropped. Entries below `lsn` are applied as before (their appenders
     /// were acknowledged and hand them over). Called when the journal is
     /// poisoned, with the first LSN whose append failed (see
-    /// [`crate::log::LogState::failed_from`]); a later call can only lower
+    /// [`crate::wal::log::LogState::failed_from`]); a later call can only lower
     /// the bound. Wakes `wait_applied` callers too.
     pub fn abandon_from(&self, lsn: Lsn, error: Error) {
         let mut seq = self.sequencer.lock();

@@ -26,8 +26,8 @@
 //! `checkpoint::tests::golden_body_*` pin the bytes.
 
 use super::{LoopInfo, Session, Sessions, Span, Status, ToolInfo, ToolStat, Totals};
-use crate::event::{EndStatus, JsonText, Metadata, ModelRef, Tokens};
-use crate::Lsn;
+use crate::store::event::{EndStatus, JsonText, Metadata, ModelRef, Tokens};
+use crate::wal::Lsn;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;

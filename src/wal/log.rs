@@ -8,9 +8,9 @@
 //! after the bytes below it were written, so a reader that loads it
 //! (Acquire) and maps the file sees whole records below it.
 
-use crate::frame::SegmentId;
-use crate::storage::StorageFile;
-use crate::Lsn;
+use crate::wal::frame::SegmentId;
+use crate::wal::storage::StorageFile;
+use crate::wal::Lsn;
 use parking_lot::{Mutex, RwLock};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

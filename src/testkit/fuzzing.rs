@@ -5,11 +5,14 @@
 //! Each function takes arbitrary bytes and panics only if an invariant of
 //! the engine is broken; bad input itself must never panic.
 
-use crate::event::{self, Body, EndStatus, Entry, Event, JsonText, Metadata, ModelRef, Tokens};
-use crate::frame::{self, SegmentId};
-use crate::model::{Session, Sessions, Status};
-use crate::segment;
-use crate::{jcs, render, Lsn};
+use crate::store::event::{
+    self, Body, EndStatus, Entry, Event, JsonText, Metadata, ModelRef, Tokens,
+};
+use crate::store::model::{Session, Sessions, Status};
+use crate::store::{jcs, render};
+use crate::wal::frame::{self, SegmentId};
+use crate::wal::segment;
+use crate::wal::Lsn;
 use crate::{Error, Journal, Options, RecoveryMode};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -729,13 +732,13 @@ impl<'a> ModelRun<'a> {
     /// encoding (`model::snapshot`) must come back equal, and the run goes
     /// on from the copy, as after a restart.
     fn checkpoint(&mut self) {
-        let body = crate::model::snapshot::encode(&self.state)
+        let body = crate::store::model::snapshot::encode(&self.state)
             .unwrap_or_else(|e| panic!("the state does not encode as a checkpoint: {e}"));
-        let back: Sessions =
-            crate::model::snapshot::decode(crate::model::snapshot::BODY_VERSION, &body)
-                .unwrap_or_else(|e| {
-                    panic!("the state does not survive the checkpoint round trip: {e}")
-                });
+        let back: Sessions = crate::store::model::snapshot::decode(
+            crate::store::model::snapshot::BODY_VERSION,
+            &body,
+        )
+        .unwrap_or_else(|e| panic!("the state does not survive the checkpoint round trip: {e}"));
         assert!(
             back == self.state,
             "the checkpoint round trip changed the state"

@@ -7,10 +7,10 @@
 //! hold: client keys for idempotency, the run number that makes a crash
 //! final for its run, and the `clean_shutdown` flag recovery reads.
 //!
-//! Rendering the state as a trace file is [`crate::render`]'s job.
+//! Rendering the state as a trace file is [`crate::store::render`]'s job.
 
-use crate::event::{Body, EndStatus, Entry, Event, JsonText, Metadata, ModelRef, Tokens};
-use crate::Lsn;
+use crate::store::event::{Body, EndStatus, Entry, Event, JsonText, Metadata, ModelRef, Tokens};
+use crate::wal::Lsn;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -1272,7 +1272,7 @@ fn uuid_v7(ms: u64, id: &str, lsn: Lsn) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::parse_line;
+    use crate::store::event::parse_line;
 
     fn apply_lines(lines: &[&str]) -> Sessions {
         let mut state = Sessions::new(1);

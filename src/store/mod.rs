@@ -15,25 +15,43 @@
 //! * [`Store::sessions`], [`Store::session`], [`Store::subscribe`],
 //!   [`Store::flush`], [`Store::compact`], [`Store::close`].
 
-use crate::checkpoint::{self, Scan, Unreadable};
-use crate::clock::Clock;
-use crate::compactor::{
-    CompactReport, Compactor, CompactorConfig, CompactorParts, FileStats, Publisher, Publishing,
-    CHECKPOINTS_DIR, TRACES_DIR,
-};
+//!
+//! Submodules: [`event`] (event types, JSON form, the hook table),
+//! [`model`] (the session model), [`state`] (live state, subscriptions),
+//! [`render`] / [`jcs`] / [`names`] (trace files), [`checkpoint`] and
+//! [`ledger`] (persistence), [`compactor`] (publishing, checkpoints, log
+//! bounding), [`clock`], [`snapshot`] (the read-only view).
+
+pub mod checkpoint;
+pub mod clock;
+pub mod compactor;
+pub mod event;
+pub mod jcs;
+pub mod ledger;
+pub mod model;
+pub mod names;
+pub mod publish;
+pub mod render;
+pub mod snapshot;
+pub mod state;
+
 use crate::error::{Error, Result};
-use crate::event::{Body, Entry, Event, ENTRY_KIND};
-use crate::journal::{Journal, LOCK_FILE};
-use crate::ledger::Ledger;
-use crate::model::{Session, Sessions, Status, ORPHANED_REASON};
-use crate::names;
-use crate::options::{Options, Record};
-use crate::recovery::RecoveryReport;
-use crate::render;
-use crate::segment::{self, SegmentHeader};
-use crate::state::{LiveState, Subscription};
-use crate::storage::{OpenMode, Storage};
-use crate::Lsn;
+use crate::wal::journal::{Journal, LOCK_FILE};
+use crate::wal::options::{Options, Record};
+use crate::wal::recovery::RecoveryReport;
+use crate::wal::segment::{self, SegmentHeader};
+use crate::wal::storage::{OpenMode, Storage};
+use crate::wal::Lsn;
+use checkpoint::{Scan, Unreadable};
+use clock::Clock;
+use compactor::{
+    CompactReport, Compactor, CompactorConfig, CompactorParts, CHECKPOINTS_DIR, TRACES_DIR,
+};
+use event::{Body, Entry, Event, ENTRY_KIND};
+use ledger::Ledger;
+use model::{Session, Sessions, Status, ORPHANED_REASON};
+use publish::{FileStats, Publisher, Publishing};
+use state::{LiveState, Subscription};
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -213,7 +231,7 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<(Store, OpenReport)> {
         let dir = dir.as_ref().to_path_buf();
         let storage = options.journal.storage.clone();
-        let failpoints = options.journal.failpoints.clone();
+        let failpoints = options.journal.failpoints().clone();
         let salvage = options.salvage;
         let ckpt_dir = dir.join(CHECKPOINTS_DIR);
         // The check comes first, reading only: a refused open must not
@@ -372,7 +390,7 @@ impl Store {
 
     fn start_compactor(
         &self,
-        storage: Arc<dyn crate::storage::Storage>,
+        storage: Arc<dyn crate::wal::storage::Storage>,
         ckpt: PathBuf,
     ) -> Result<()> {
         let journal = self.journal.clone();
@@ -401,7 +419,7 @@ impl Store {
             clock: self.options.clock.clone(),
             storage,
             checkpoints: ckpt,
-            failpoints: self.options.journal.failpoints.clone(),
+            failpoints: self.options.journal.failpoints().clone(),
             retire,
         })?;
         *self.compactor.lock() = Some(compactor);

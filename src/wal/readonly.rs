@@ -1,7 +1,7 @@
-//! Reading a journal and a session store beside a writer, without changing
-//! a byte.
+//! Reading a journal beside a writer, without changing a byte (the session
+//! store's reader, [`crate::StoreSnapshot`], is built on this).
 //!
-//! [`ReadOnlyJournal::open`] and [`StoreSnapshot::open`] take no lock, open
+//! [`ReadOnlyJournal::open`] and [`crate::StoreSnapshot::open`] take no lock, open
 //! every file read-only (`O_RDONLY`), and never create, write, sync, rename
 //! or remove anything: they go through [`ReadOnlyStorage`], which refuses
 //! every such call with an error, so a slip is an error, never a write. So
@@ -29,29 +29,16 @@
 //!   refresh fails with [`Error::LsnOutOfRange`]: those entries now live
 //!   only in a checkpoint. A [`StoreSnapshot`] then reopens (checkpoint,
 //!   then the log after it), which is what `tracejournal tail` does.
-//! * **The store.** [`StoreSnapshot::open`] loads the newest checkpoint,
-//!   replays the log after it and applies the crash ledger's markers in
-//!   memory. It writes no `Opened` entry, marks no orphan, sweeps no file,
-//!   creates no `checkpoints/` directory and leaves the crash ledger where
-//!   it is.
 
-use crate::checkpoint::{self, Unreadable};
-use crate::compactor::{CHECKPOINTS_DIR, TRACES_DIR};
 use crate::error::{Error, Result};
-use crate::event::{Entry, ENTRY_KIND};
-use crate::frame;
-use crate::ledger::Ledger;
-use crate::log::{LogState, SegmentMeta};
-use crate::model::{Session, Sessions};
-use crate::names;
-use crate::options::Options;
-use crate::reader::{LogRecord, Reader};
-use crate::recovery::{Recovered, Recovery, RecoveryMode, RecoveryReport};
-use crate::render;
-use crate::segment::{self, SegmentHeader};
-use crate::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
-use crate::store::{self, check_coverage, SessionSummary, StoreOptions};
-use crate::Lsn;
+use crate::wal::frame;
+use crate::wal::log::{LogState, SegmentMeta};
+use crate::wal::options::Options;
+use crate::wal::reader::{LogRecord, Reader};
+use crate::wal::recovery::{Recovered, Recovery, RecoveryMode, RecoveryReport};
+use crate::wal::segment::{self, SegmentHeader};
+use crate::wal::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
+use crate::wal::Lsn;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -209,7 +196,7 @@ impl ReadOnlyJournal {
                 dir: &dir,
                 mode,
                 dry_run: true,
-                failpoints: &options.failpoints,
+                failpoints: options.failpoints(),
             }
             .run();
             match run {
@@ -438,9 +425,9 @@ impl ReadOnlyJournal {
 
 /// Bounded retries of an open that raced with a segment or checkpoint
 /// removal.
-const OPEN_ATTEMPTS: u32 = 8;
+pub(crate) const OPEN_ATTEMPTS: u32 = 8;
 
-fn is_not_found(e: &Error) -> bool {
+pub(crate) fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
 }
 
@@ -453,223 +440,4 @@ fn read_header(file: &dyn StorageFile, path: &Path) -> Result<SegmentHeader> {
         offset: 0,
         reason,
     })
-}
-
-/// What [`StoreSnapshot::open`] found. Nothing was changed on disk.
-#[derive(Clone, Debug, Default)]
-pub struct SnapshotReport {
-    /// The journal's dry-run recovery: where reading stopped
-    /// (`truncated`, nothing cut), temporary files present.
-    pub journal: RecoveryReport,
-    /// The checkpoint loaded (its LSN), if any.
-    pub checkpoint: Option<Lsn>,
-    /// Checkpoints skipped as invalid, with why.
-    pub checkpoints_skipped: Vec<(String, String)>,
-    /// Salvaging only: the LSNs lost between the newest usable checkpoint
-    /// and the start of the log (their sessions are missing).
-    pub missing: Option<std::ops::Range<Lsn>>,
-    /// Log entries replayed after the checkpoint.
-    pub replayed: u64,
-    /// Crash markers found in the crash ledger (applied in memory; the
-    /// ledger is left for the writer's next open).
-    pub ledger_markers: usize,
-    /// Sessions in the snapshot.
-    pub sessions: usize,
-}
-
-/// The session store as a reader sees it (see the module docs): the state
-/// of every session, from the newest checkpoint and the log, kept current
-/// by [`StoreSnapshot::refresh`].
-#[derive(Debug)]
-pub struct StoreSnapshot {
-    dir: PathBuf,
-    traces: PathBuf,
-    journal: ReadOnlyJournal,
-    sessions: Sessions,
-}
-
-/// A committed store entry, as [`StoreSnapshot::refresh`] returns it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CommittedEntry {
-    /// Its LSN.
-    pub lsn: Lsn,
-    /// The entry.
-    pub entry: Entry,
-}
-
-impl StoreSnapshot {
-    /// Opens the store in `dir` for reading only: no lock, no write of any
-    /// byte (see the module docs). Of `options`, only the journal's storage
-    /// and recovery mode matter.
-    ///
-    /// If the log does not start at LSN 1 and no checkpoint covers the
-    /// entries before it, this fails with [`Error::Corruption`] naming the
-    /// checkpoint files: a reader never shows a partial store.
-    pub fn open(
-        dir: impl AsRef<Path>,
-        options: &StoreOptions,
-    ) -> Result<(StoreSnapshot, SnapshotReport)> {
-        let dir = dir.as_ref();
-        let mut attempts = 0;
-        loop {
-            match StoreSnapshot::try_open(dir, options) {
-                // A checkpoint was pruned, or segments removed, mid-open.
-                Err(e)
-                    if (is_not_found(&e) || matches!(e, Error::LsnOutOfRange { .. }))
-                        && attempts < OPEN_ATTEMPTS =>
-                {
-                    attempts += 1
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn try_open(dir: &Path, options: &StoreOptions) -> Result<(StoreSnapshot, SnapshotReport)> {
-        let (journal, journal_report) = ReadOnlyJournal::open(dir, &options.journal)?;
-        let storage = journal.storage();
-        let mut report = SnapshotReport {
-            journal: journal_report,
-            ..SnapshotReport::default()
-        };
-        let ckpt_dir = dir.join(CHECKPOINTS_DIR);
-        // The same rules as `Store::open`: a gap no checkpoint covers, or a
-        // checkpoint in a version this build cannot read, is a refusal
-        // unless salvaging; a salvaged snapshot starts after the gap.
-        let unreadable = if options.salvage {
-            Unreadable::Skip
-        } else {
-            Unreadable::Refuse
-        };
-        let scan = checkpoint::scan(&*storage, &ckpt_dir, unreadable)?;
-        if !options.salvage {
-            check_coverage(&scan, journal.first_lsn(), &ckpt_dir)?;
-        }
-        report.checkpoints_skipped = scan.skipped;
-        let mut sessions = match scan.loaded {
-            Some(loaded) => {
-                report.checkpoint = Some(loaded.info.applied_lsn);
-                loaded.state
-            }
-            None => Sessions::new(1),
-        };
-        if sessions.applied() < journal.first_lsn() {
-            report.missing = Some(sessions.applied()..journal.first_lsn());
-            sessions.skip(journal.first_lsn() - 1);
-        }
-        // The checkpoint may be newer than our look at the log: catch up.
-        while sessions.applied() > journal.next_lsn() {
-            if journal.refresh()?.is_empty() {
-                return Err(Error::LsnOutOfRange {
-                    lsn: sessions.applied(),
-                    first: journal.first_lsn(),
-                    end: journal.next_lsn(),
-                });
-            }
-        }
-        let mut snapshot = StoreSnapshot {
-            dir: dir.to_path_buf(),
-            traces: dir.join(TRACES_DIR),
-            journal,
-            sessions,
-        };
-        let from = snapshot
-            .sessions
-            .applied()
-            .max(snapshot.journal.first_lsn());
-        let mut replayed = 0;
-        for record in snapshot.journal.read_from(from)? {
-            if snapshot.apply(&record?)?.is_some() {
-                replayed += 1;
-            }
-        }
-        report.replayed = replayed;
-        let ledger = Ledger::new(storage, dir).read()?;
-        report.ledger_markers = ledger.len();
-        for entry in &ledger {
-            if let Entry::Event(event) = entry {
-                snapshot.sessions.apply_out_of_band(event);
-            }
-        }
-        report.sessions = snapshot.sessions.len();
-        Ok((snapshot, report))
-    }
-
-    /// Applies one log record; returns its entry if it is a store entry.
-    fn apply(&mut self, record: &LogRecord) -> Result<Option<Entry>> {
-        if record.kind != ENTRY_KIND {
-            self.sessions.skip(record.lsn);
-            return Ok(None);
-        }
-        let entry = Entry::decode(&record.payload).map_err(|e| Error::Corruption {
-            file: self.dir.join(segment::file_name(record.segment)),
-            offset: record.offset,
-            reason: format!("LSN {}: {e}", record.lsn),
-        })?;
-        self.sessions.apply(record.lsn, &entry);
-        Ok(Some(entry))
-    }
-
-    /// Reads what the writer committed since the last look, applies it, and
-    /// returns the store entries in LSN order (empty if nothing new). Fails
-    /// with [`Error::LsnOutOfRange`] if the entries it needs were compacted
-    /// into a checkpoint before it could read them: open a new snapshot.
-    pub fn refresh(&mut self) -> Result<Vec<CommittedEntry>> {
-        let mut out = Vec::new();
-        loop {
-            let records = self.journal.refresh()?;
-            if records.is_empty() {
-                return Ok(out);
-            }
-            for record in &records {
-                if let Some(entry) = self.apply(record)? {
-                    out.push(CommittedEntry {
-                        lsn: record.lsn,
-                        entry,
-                    });
-                }
-            }
-        }
-    }
-
-    /// The store's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The journal under the snapshot.
-    pub fn journal(&self) -> &ReadOnlyJournal {
-        &self.journal
-    }
-
-    /// One past the last LSN applied.
-    pub fn applied_lsn(&self) -> Lsn {
-        self.sessions.applied()
-    }
-
-    /// Summaries of every session, newest first (as [`crate::store::Store::sessions`]).
-    pub fn sessions(&self) -> Vec<SessionSummary> {
-        store::summaries(self.sessions.iter(), &self.traces)
-    }
-
-    /// The rendering of session `id` as of this snapshot: the bytes its
-    /// trace file holds once the writer has published this state.
-    pub fn session(&self, id: &str) -> Option<Vec<u8>> {
-        self.sessions.get(id).map(render::render)
-    }
-
-    /// Session `id`'s state.
-    pub fn session_state(&self, id: &str) -> Option<&Session> {
-        self.sessions.get(id)
-    }
-
-    /// Where session `id`'s trace file is (or will be).
-    pub fn trace_path(&self, id: &str) -> PathBuf {
-        self.traces.join(names::file_name(id))
-    }
-
-    /// The whole state.
-    pub fn state(&self) -> &Sessions {
-        &self.sessions
-    }
 }

@@ -26,9 +26,9 @@
 //! | 24 | 8 | body_len | `u64`, the body's length: the file's length minus 40 |
 //! | 32 | 4 | body_crc | `u32`, CRC-32 (IEEE, `crc32fast`) of the body |
 //! | 36 | 4 | header_crc | `u32`, CRC-32 of bytes 0..36 of the header |
-//! | 40 | body_len | body | the snapshot of [`Sessions`] in that version ([`crate::model::snapshot`]) |
+//! | 40 | body_len | body | the snapshot of [`Sessions`] in that version ([`crate::store::model::snapshot`]) |
 //!
-//! The body is a format of its own ([`crate::model::snapshot`]), not the
+//! The body is a format of its own ([`crate::store::model::snapshot`]), not the
 //! serde image of the model's structs, so a change to the model cannot
 //! turn an old checkpoint into an invalid one.
 //!
@@ -54,14 +54,15 @@
 //! returned, not skipped).
 
 use crate::error::{Error, Result};
-use crate::failpoint::{names, Failpoints};
-use crate::model::{snapshot, Sessions};
-use crate::storage::{OpenMode, Storage};
-use crate::Lsn;
+use crate::store::model::{snapshot, Sessions};
+use crate::wal::failpoint::{names, Failpoints};
+use crate::wal::storage::{OpenMode, Storage};
+use crate::wal::Lsn;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint directory's name inside the journal directory.
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
 pub const DIR_NAME: &str = "checkpoints";
 
 /// The first 8 bytes of every checkpoint file.
@@ -102,6 +103,8 @@ pub struct Loaded {
     /// Which file it came from.
     pub info: CheckpointInfo,
     /// Newer checkpoint files that were skipped: (file name, why).
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+    // unused by the engine: tests use it, or phase 2 removes it
     pub skipped: Vec<(String, String)>,
 }
 
@@ -117,6 +120,7 @@ pub struct Scan {
 }
 
 /// The checkpoint directory of the journal in `journal_dir`.
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
 pub fn dir(journal_dir: &Path) -> PathBuf {
     journal_dir.join(DIR_NAME)
 }
@@ -395,6 +399,7 @@ pub enum Unreadable {
 /// the directory is missing or holds no valid checkpoint. An I/O error is
 /// returned as such, never taken for an invalid file; a file in a version
 /// this build does not read is [`Error::OpenRefused`].
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
 pub fn load_newest(storage: &dyn Storage, dir: &Path) -> Result<Option<Loaded>> {
     Ok(scan(storage, dir, Unreadable::Refuse)?.loaded)
 }
@@ -490,9 +495,9 @@ mod golden;
 mod tests {
     use super::golden::{GOLDEN_BODY_V1, GOLDEN_BODY_V2};
     use super::*;
-    use crate::event::{parse_line, Entry};
-    use crate::failpoint::Action;
-    use crate::storage::FsStorage;
+    use crate::store::event::{parse_line, Entry};
+    use crate::testkit::failpoint::Action;
+    use crate::wal::storage::FsStorage;
     use tempfile::TempDir;
 
     /// A state built by applying events at LSNs `first..first + lines.len()`.
@@ -956,7 +961,7 @@ mod tests {
             &self,
             path: &Path,
             mode: OpenMode,
-        ) -> io::Result<Box<dyn crate::storage::StorageFile>> {
+        ) -> io::Result<Box<dyn crate::wal::storage::StorageFile>> {
             if path == self.fail {
                 return Err(io::Error::new(io::ErrorKind::PermissionDenied, "denied"));
             }
@@ -977,7 +982,7 @@ mod tests {
         fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
             FsStorage.list(dir)
         }
-        fn lock(&self, path: &Path) -> io::Result<Box<dyn crate::storage::DirLock>> {
+        fn lock(&self, path: &Path) -> io::Result<Box<dyn crate::wal::storage::DirLock>> {
             FsStorage.lock(path)
         }
     }

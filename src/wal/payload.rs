@@ -1,6 +1,6 @@
 //! Typed payloads: how structured values become record payload bytes.
 //!
-//! The frame is hand-encoded ([`crate::frame`]); what goes *inside* a
+//! The frame is hand-encoded ([`crate::wal::frame`]); what goes *inside* a
 //! record may be a serde value encoded with bincode 2.0.1 (pinned: the crate
 //! is unmaintained and 3.0.0 is a deliberate compile error). The encoding is
 //! fixed: little-endian, fixed-width integers, and a decode limit equal to

@@ -6,11 +6,11 @@
 //! sees a record the writer has not finished writing.
 
 use crate::error::{Error, Result};
-use crate::frame;
-use crate::log::{LogState, SegmentMeta};
-use crate::segment;
-use crate::storage::ReadMap;
-use crate::Lsn;
+use crate::wal::frame;
+use crate::wal::log::{LogState, SegmentMeta};
+use crate::wal::segment;
+use crate::wal::storage::ReadMap;
+use crate::wal::Lsn;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -28,9 +28,9 @@
 //! the end of the last valid record, and cuts whatever follows it).
 
 use crate::error::{Error, Result};
-use crate::event::Entry;
-use crate::failpoint::{names, Failpoints};
-use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::store::event::Entry;
+use crate::wal::failpoint::{names, Failpoints};
+use crate::wal::storage::{OpenMode, Storage, StorageFile};
 use parking_lot::Mutex;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -100,6 +100,7 @@ impl Ledger {
     }
 
     /// The ledger file's path.
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -261,9 +262,9 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::parse_line;
-    use crate::failpoint::Action;
-    use crate::storage::FsStorage;
+    use crate::store::event::parse_line;
+    use crate::testkit::failpoint::Action;
+    use crate::wal::storage::FsStorage;
     use tempfile::TempDir;
 
     fn marker(session: &str, reason: &str) -> Entry {
@@ -498,7 +499,7 @@ mod tests {
                 .iter()
                 .filter_map(|e| match e {
                     Entry::Event(ev) if ev.session == session => match &ev.body {
-                        crate::event::Body::Crash { reason, .. } => Some(reason.clone()),
+                        crate::store::event::Body::Crash { reason, .. } => Some(reason.clone()),
                         _ => None,
                     },
                     _ => None,

@@ -21,14 +21,14 @@
 //! decides from the bytes on disk what survived).
 
 use crate::error::{Error, Result};
-use crate::failpoint::{names, Failpoints};
-use crate::frame::{self, FrameHeader, SegmentId};
-use crate::log::{LogState, SegmentMeta};
-use crate::options::{Durability, Record};
-use crate::segment::{self, Preallocator, SegmentHeader, Spare};
-use crate::storage::{Storage, StorageFile};
-use crate::ticket::Completer;
-use crate::Lsn;
+use crate::wal::failpoint::{names, Failpoints};
+use crate::wal::frame::{self, FrameHeader, SegmentId};
+use crate::wal::log::{LogState, SegmentMeta};
+use crate::wal::options::{Durability, Record};
+use crate::wal::segment::{self, Preallocator, SegmentHeader, Spare};
+use crate::wal::storage::{Storage, StorageFile};
+use crate::wal::ticket::Completer;
+use crate::wal::Lsn;
 use crossbeam_channel::{Receiver, TryRecvError};
 
 /// How long the writer busy-waits for the next request before it sleeps

@@ -24,7 +24,7 @@
 //! Files are inodes: an open handle keeps working across renames and
 //! removals, as on Unix.
 
-use crate::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
+use crate::wal::storage::{DirLock, OpenMode, ReadMap, Storage, StorageFile};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -119,31 +119,9 @@ impl Default for SimStorage {
     }
 }
 
-/// A tiny deterministic generator (SplitMix64), so images depend only on
-/// the seed.
-#[derive(Clone, Debug)]
-pub struct SimRng(u64);
-
-impl SimRng {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> SimRng {
-        SimRng(seed)
-    }
-
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A value below `n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
+/// The simulator's generator: the test kit's one seeded generator, so
+/// images depend only on the seed.
+pub use crate::testkit::rng::SplitMix64 as SimRng;
 
 fn split(path: &Path) -> (PathBuf, String) {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();

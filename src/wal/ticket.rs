@@ -1,7 +1,7 @@
 //! Tickets: how the writer hands each appender its own result.
 
 use crate::error::{Error, Result};
-use crate::Lsn;
+use crate::wal::Lsn;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -11,15 +11,15 @@
 //!   [`Event`] with a clear error for anything else.
 //! * **[`Event`]**: the typed value the store takes.
 //! * **[`Entry`]**: what one log record holds, encoded with
-//!   [`crate::payload`] under [`ENTRY_VERSION`] and record kind
+//!   [`crate::wal::payload`] under [`ENTRY_VERSION`] and record kind
 //!   [`ENTRY_KIND`]. Hook payloads are stored verbatim (their original
 //!   text); JSON values inside typed events are stored as their canonical
 //!   (RFC 8785) text.
 //!
 //! Nothing here does I/O.
 
-use crate::jcs;
-use crate::payload;
+use crate::store::jcs;
+use crate::wal::payload;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -8,9 +8,9 @@
 //! of a live session runs to its latest event (not to "now", which would
 //! make the bytes depend on the clock).
 
-use crate::event::{EndStatus, JsonText, Metadata, ModelRef, Tokens};
-use crate::jcs;
-use crate::model::{Session, Span, Status};
+use crate::store::event::{EndStatus, JsonText, Metadata, ModelRef, Tokens};
+use crate::store::jcs;
+use crate::store::model::{Session, Span, Status};
 use std::borrow::Cow;
 
 /// The trace file format version.
@@ -446,8 +446,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{parse_line, Entry};
-    use crate::model::Sessions;
+    use crate::store::event::{parse_line, Entry};
+    use crate::store::model::Sessions;
 
     #[test]
     fn iso_dates() {

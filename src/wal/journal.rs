@@ -2,17 +2,17 @@
 //! close.
 
 use crate::error::{Error, Result};
-use crate::failpoint::names;
-use crate::frame::{self, SegmentId};
-use crate::log::{LogState, SegmentMeta};
-use crate::options::{Durability, Options, Record};
-use crate::reader::Reader;
-use crate::recovery::{Recovered, Recovery, RecoveryReport};
-use crate::segment::{self, SegmentHeader};
-use crate::storage::DirLock;
-use crate::ticket::{self, Ticket};
-use crate::writer::{Request, Writer, WriterParts};
-use crate::Lsn;
+use crate::wal::failpoint::names;
+use crate::wal::frame::{self, SegmentId};
+use crate::wal::log::{LogState, SegmentMeta};
+use crate::wal::options::{Durability, Options, Record};
+use crate::wal::reader::Reader;
+use crate::wal::recovery::{Recovered, Recovery, RecoveryReport};
+use crate::wal::segment::{self, SegmentHeader};
+use crate::wal::storage::DirLock;
+use crate::wal::ticket::{self, Ticket};
+use crate::wal::writer::{Request, Writer, WriterParts};
+use crate::wal::Lsn;
 use crossbeam_channel::{SendTimeoutError, Sender};
 use parking_lot::Mutex;
 use std::io;
@@ -83,7 +83,7 @@ impl Journal {
             dir: &dir,
             mode: options.recovery_mode,
             dry_run: false,
-            failpoints: &options.failpoints,
+            failpoints: options.failpoints(),
         }
         .run()?;
         let mut metas: Vec<Arc<SegmentMeta>> = Vec::with_capacity(segments.len() + 1);
@@ -119,7 +119,7 @@ impl Journal {
         let writer = Writer::new(WriterParts {
             dir: dir.clone(),
             storage: storage.clone(),
-            failpoints: options.failpoints.clone(),
+            failpoints: options.failpoints().clone(),
             log: log.clone(),
             segment_size: options.segment_size,
             group_bytes: options.group_bytes,
@@ -160,7 +160,7 @@ impl Journal {
             dir,
             mode: options.recovery_mode,
             dry_run: true,
-            failpoints: &options.failpoints,
+            failpoints: options.failpoints(),
         }
         .run()?;
         Ok(recovered.report)
@@ -319,7 +319,7 @@ impl Journal {
         for number in doomed {
             let path = self.dir.join(segment::file_name(number));
             self.options
-                .failpoints
+                .failpoints()
                 .hit(names::SEGMENT_BEFORE_REMOVE)
                 .map_err(|e| Error::io("remove segment", &path, e))?;
             // Always the oldest segment and never the last: only this
@@ -456,7 +456,7 @@ impl Journal {
         if urgent {
             self.urgent.send(request).map_err(|_| Error::Closed)?;
             // Observe-only: lets tests know the request is queued.
-            let _ = self.options.failpoints.hit(names::URGENT_QUEUED);
+            let _ = self.options.failpoints().hit(names::URGENT_QUEUED);
         } else {
             self.send(request)?;
         }
@@ -479,7 +479,7 @@ impl Drop for Journal {
     }
 }
 
-fn lock_dir(storage: &dyn crate::storage::Storage, dir: &Path) -> Result<Box<dyn DirLock>> {
+fn lock_dir(storage: &dyn crate::wal::storage::Storage, dir: &Path) -> Result<Box<dyn DirLock>> {
     let path = dir.join(LOCK_FILE);
     storage.lock(&path).map_err(|e| {
         if e.kind() == io::ErrorKind::WouldBlock {
@@ -501,7 +501,7 @@ fn create_first_segment(dir: &Path, options: &Options, first_lsn: Lsn) -> Result
         dir,
         number,
         options.effective_first_segment_size(),
-        &options.failpoints,
+        options.failpoints(),
     )
     .map_err(|e| Error::io("create first segment", &path, e))?;
     let header = SegmentHeader {
@@ -511,7 +511,7 @@ fn create_first_segment(dir: &Path, options: &Options, first_lsn: Lsn) -> Result
         },
         first_lsn,
     };
-    let seg = segment::install(storage, dir, spare, header, &options.failpoints)
+    let seg = segment::install(storage, dir, spare, header, options.failpoints())
         .map_err(|e| Error::io("install first segment", &path, e))?;
     Ok(Arc::new(SegmentMeta {
         id: header.id,

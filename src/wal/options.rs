@@ -1,11 +1,11 @@
 //! Options of a journal, and the durability levels an append may ask for.
 
 use crate::error::{Error, Result};
-use crate::failpoint::Failpoints;
-use crate::frame;
-use crate::recovery::RecoveryMode;
-use crate::segment;
-use crate::storage::{FsStorage, Storage};
+use crate::wal::failpoint::Failpoints;
+use crate::wal::frame;
+use crate::wal::recovery::RecoveryMode;
+use crate::wal::segment;
+use crate::wal::storage::{FsStorage, Storage};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +59,10 @@ pub struct Options {
     pub recovery_mode: RecoveryMode,
     /// The storage every byte goes through.
     pub storage: Arc<dyn Storage>,
-    /// Failpoints, for tests.
+    /// Failpoints, for tests. Exists only with the `testkit` feature (so
+    /// build `Options` with `..Options::default()`); without it the
+    /// engine's failpoint hooks compile to nothing.
+    #[cfg(feature = "testkit")]
     pub failpoints: Failpoints,
 }
 
@@ -75,12 +78,27 @@ impl Default for Options {
             group_bytes: 1 << 20,
             recovery_mode: RecoveryMode::TolerateTornTail,
             storage: Arc::new(FsStorage),
+            #[cfg(feature = "testkit")]
             failpoints: Failpoints::new(),
         }
     }
 }
 
 impl Options {
+    /// The failpoint registry the engine's hooks consult: the test's, with
+    /// the `testkit` feature; a no-op otherwise.
+    #[inline(always)]
+    pub(crate) fn failpoints(&self) -> &Failpoints {
+        #[cfg(feature = "testkit")]
+        {
+            &self.failpoints
+        }
+        #[cfg(not(feature = "testkit"))]
+        {
+            &Failpoints
+        }
+    }
+
     /// The largest payload an append may carry: `max_record_size`, or less
     /// if a segment of `segment_size` cannot hold a record that large.
     pub fn effective_max_record_size(&self) -> usize {

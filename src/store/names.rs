@@ -80,6 +80,7 @@ pub const HASHED_PREFIX_LEN: usize = 40;
 
 /// The longest name [`file_name`] returns, in bytes: a 100-byte safe id
 /// plus `.json`.
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
 pub const MAX_FILE_NAME_LEN: usize = MAX_SAFE_ID_LEN + EXTENSION.len();
 
 /// Separates a hashed name's prefix from its hash; never in a safe id.
