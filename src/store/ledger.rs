@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The ledger's file name inside the journal directory.
-pub const FILE_NAME: &str = "crash.ledger";
+pub use super::layout::LEDGER_FILE as FILE_NAME;
 
 /// The largest payload a record may hold, in bytes (64 KiB).
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -93,16 +93,10 @@ impl Ledger {
         Ledger {
             storage,
             dir: journal_dir.to_path_buf(),
-            path: journal_dir.join(FILE_NAME),
+            path: super::layout::ledger_path(journal_dir),
             failpoints,
             state: Mutex::new(State::default()),
         }
-    }
-
-    /// The ledger file's path.
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends `entry` and makes it durable: `fdatasync` of the file, and
