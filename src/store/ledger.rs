@@ -3,7 +3,7 @@
 //! A crash marker must become durable even when the writer thread is stuck
 //! (or dead) and the log cannot take it. `mark_crashed` then appends the
 //! marker to a small side file, `<journal dir>/crash.ledger`
-//! ([`FILE_NAME`]), with its own `fdatasync`. On the next open, recovery
+//! ([`crate::store::layout::LEDGER_FILE`]), with its own `fdatasync`. On the next open, recovery
 //! applies the ledger's markers, appends them to the log, and removes the
 //! ledger ([`Ledger::remove`]).
 //!
@@ -35,9 +35,6 @@ use parking_lot::Mutex;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The ledger's file name inside the journal directory.
-pub use super::layout::LEDGER_FILE as FILE_NAME;
 
 /// The largest payload a record may hold, in bytes (64 KiB).
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -257,6 +254,7 @@ impl Ledger {
 mod tests {
     use super::*;
     use crate::store::event::parse_line;
+    use crate::store::layout::LEDGER_FILE as FILE_NAME;
     use crate::testkit::failpoint::Action;
     use crate::wal::storage::FsStorage;
     use tempfile::TempDir;

@@ -62,8 +62,6 @@ use crate::wal::Lsn;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The checkpoint directory's name inside the journal directory.
-
 /// The first 8 bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"TJCKPT01";
 
