@@ -48,6 +48,7 @@ pub use wal::reader::{LogRecord, Reader};
 pub use wal::recovery::{Damage, RecoveryMode, RecoveryReport, Truncation};
 pub use wal::storage::{DirLock, FsStorage, OpenMode, ReadMap, Storage, StorageFile};
 pub use wal::ticket::Ticket;
+pub use wal::view::LogView;
 pub use wal::Lsn;
 
 // -------------------------------------------------------------- the store
@@ -94,11 +95,9 @@ pub mod trace {
 
 /// Where each file lives in a store directory, and how files are named.
 pub mod layout {
-    pub use crate::store::compactor::{CHECKPOINTS_DIR, TRACES_DIR};
-    pub use crate::store::names::{file_name as trace_file_name, is_trace_file_name};
-    pub use crate::wal::journal::LOCK_FILE;
-    pub use crate::wal::segment::{
-        file_name as segment_file_name, parse_file_name as parse_segment_file_name,
+    pub use crate::store::layout::{
+        is_trace_file_name, parse_segment_file_name, segment_file_name, trace_file_name,
+        CHECKPOINTS_DIR, LEDGER_FILE, LOCK_FILE, TRACES_DIR,
     };
 }
 

@@ -452,11 +452,11 @@ fn crash_then_late_end(form: Form) {
 
     // The late end of the same run: stored, but the status stays.
     let feed = store.subscribe();
-    let next = store.journal().next_lsn();
+    let next = store.log().next_lsn();
     let ack = store.ingest(late_end(id, form)).unwrap();
     assert!(!ack.duplicate);
     assert_eq!(ack.lsn, next, "the late end is stored in the log");
-    assert_eq!(store.journal().next_lsn(), next + 1);
+    assert_eq!(store.log().next_lsn(), next + 1);
     let seen = feed.receiver.recv_timeout(WAIT).unwrap();
     assert_eq!(seen.lsn, ack.lsn);
     match &*seen.entry {

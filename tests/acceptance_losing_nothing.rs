@@ -276,7 +276,7 @@ fn rename_delayed(point: &'static str) {
 /// Maps every store entry's LSN to its tool call id (for the events that
 /// are tool calls).
 fn lsn_to_call(store: &Store) -> BTreeMap<u64, String> {
-    let j = store.journal();
+    let j = store.log();
     let mut map = BTreeMap::new();
     for record in j.read_from(j.first_lsn()).unwrap() {
         let record = record.unwrap();
@@ -655,7 +655,7 @@ fn s04_batch_with_an_invalid_event_is_rejected_whole() {
     let (store, _) = Store::open(dir.path(), options).unwrap();
     store.ingest(start("s04-old")).unwrap();
     store.flush().unwrap();
-    let next = store.journal().next_lsn();
+    let next = store.log().next_lsn();
     let feed = store.subscribe();
 
     let mut bad_session = tool("s04-new", "bad", 10);
@@ -704,7 +704,7 @@ fn s04_batch_with_an_invalid_event_is_rejected_whole() {
         assert!(!store.trace_path("s04-new").exists());
         assert!(lsn_to_call(store).is_empty());
     };
-    assert_eq!(store.journal().next_lsn(), next, "nothing was written");
+    assert_eq!(store.log().next_lsn(), next, "nothing was written");
     assert!(feed.receiver.try_recv().is_err(), "subscribers saw nothing");
     check(&store);
     store.flush().unwrap();

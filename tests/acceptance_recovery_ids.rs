@@ -124,7 +124,7 @@ fn tool_span<'a>(file: &'a Value, call: &str) -> &'a Value {
 
 /// The LSNs of the crash markers in the store's log, by session.
 fn crash_marker_lsns(store: &Store) -> BTreeMap<String, Vec<u64>> {
-    let journal = store.journal();
+    let journal = store.log();
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for record in journal.read_from(journal.first_lsn()).unwrap() {
         let record = record.unwrap();
@@ -856,7 +856,7 @@ fn s12_empty_and_oversized_ids_are_rejected_clearly() {
     let storage = MemStorage::new();
     let (options, _manual) = mem_options(&storage, T0);
     let (store, _) = Store::open(mem_dir(), options).unwrap();
-    let next = store.journal().next_lsn();
+    let next = store.log().next_lsn();
 
     match store.ingest(session_start("", T0)) {
         Err(Error::InvalidEvent { index: 0, reason }) => {
@@ -885,7 +885,7 @@ fn s12_empty_and_oversized_ids_are_rejected_clearly() {
         }
         other => panic!("an oversized id was not rejected: {other:?}"),
     }
-    assert_eq!(store.journal().next_lsn(), next, "nothing was written");
+    assert_eq!(store.log().next_lsn(), next, "nothing was written");
     assert!(store.sessions().is_empty());
     store.flush().unwrap();
     assert!(storage.names(store.traces_dir()).is_empty());

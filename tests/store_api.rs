@@ -33,14 +33,10 @@ fn a_retried_event_counts_once_across_a_restart() {
 
     for compact in [false, true] {
         let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let next = store.journal().next_lsn();
+        let next = store.log().next_lsn();
         let retry = ingest(&store, post);
         assert_eq!((retry.lsn, retry.duplicate), (first.lsn, true));
-        assert_eq!(
-            store.journal().next_lsn(),
-            next,
-            "a known key writes nothing"
-        );
+        assert_eq!(store.log().next_lsn(), next, "a known key writes nothing");
         assert_eq!(store.sessions()[0].tool_calls, 1);
         if compact {
             // ... and from a checkpoint, with the log before it removed.
@@ -264,10 +260,7 @@ fn steady_ingest(compact: bool) -> usize {
     let (store, report) = Store::open(dir.path(), options).unwrap();
     assert_eq!(report.checkpoint.is_some(), compact);
     if compact {
-        assert!(
-            store.journal().first_lsn() > 1,
-            "the log's head was removed"
-        );
+        assert!(store.log().first_lsn() > 1, "the log's head was removed");
     }
     for (id, bytes) in ["s0", "s1", "s2"].iter().zip(before) {
         assert_eq!(store.session(id).unwrap(), bytes, "{id}");

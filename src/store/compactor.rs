@@ -56,12 +56,6 @@ pub mod points {
     pub const IDLE: &str = "compactor.idle";
 }
 
-/// The subdirectory of the journal directory holding trace files.
-pub const TRACES_DIR: &str = "traces";
-
-/// The subdirectory holding checkpoints.
-pub const CHECKPOINTS_DIR: &str = "checkpoints";
-
 /// How many checkpoints are kept (the newest may be damaged; recovery then
 /// uses the one before, so the log is kept from that one on).
 const KEEP_CHECKPOINTS: usize = 2;

@@ -3,7 +3,7 @@
 //! A crash marker must become durable even when the writer thread is stuck
 //! (or dead) and the log cannot take it. `mark_crashed` then appends the
 //! marker to a small side file, `<journal dir>/crash.ledger`
-//! ([`FILE_NAME`]), with its own `fdatasync`. On the next open, recovery
+//! ([`crate::store::layout::LEDGER_FILE`]), with its own `fdatasync`. On the next open, recovery
 //! applies the ledger's markers, appends them to the log, and removes the
 //! ledger ([`Ledger::remove`]).
 //!
@@ -35,9 +35,6 @@ use parking_lot::Mutex;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The ledger's file name inside the journal directory.
-pub const FILE_NAME: &str = "crash.ledger";
 
 /// The largest payload a record may hold, in bytes (64 KiB).
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -93,16 +90,10 @@ impl Ledger {
         Ledger {
             storage,
             dir: journal_dir.to_path_buf(),
-            path: journal_dir.join(FILE_NAME),
+            path: super::layout::ledger_path(journal_dir),
             failpoints,
             state: Mutex::new(State::default()),
         }
-    }
-
-    /// The ledger file's path.
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Appends `entry` and makes it durable: `fdatasync` of the file, and
@@ -263,6 +254,7 @@ impl Ledger {
 mod tests {
     use super::*;
     use crate::store::event::parse_line;
+    use crate::store::layout::LEDGER_FILE as FILE_NAME;
     use crate::testkit::failpoint::Action;
     use crate::wal::storage::FsStorage;
     use tempfile::TempDir;

@@ -24,9 +24,11 @@
 
 pub mod checkpoint;
 pub mod clock;
+pub mod commit;
 pub mod compactor;
 pub mod event;
 pub mod jcs;
+pub mod layout;
 pub mod ledger;
 pub mod model;
 pub mod names;
@@ -36,18 +38,19 @@ pub mod snapshot;
 pub mod state;
 
 use crate::error::{Error, Result};
-use crate::wal::journal::{Journal, LOCK_FILE};
-use crate::wal::options::{Options, Record};
+use crate::wal::journal::Journal;
+use crate::wal::options::Options;
 use crate::wal::recovery::RecoveryReport;
 use crate::wal::segment::{self, SegmentHeader};
 use crate::wal::storage::{OpenMode, Storage};
+use crate::wal::view::LogView;
 use crate::wal::Lsn;
 use checkpoint::{Scan, Unreadable};
 use clock::Clock;
-use compactor::{
-    CompactReport, Compactor, CompactorConfig, CompactorParts, CHECKPOINTS_DIR, TRACES_DIR,
-};
+use commit::{commit, Commit, Lane};
+use compactor::{CompactReport, Compactor, CompactorConfig, CompactorParts};
 use event::{Body, Entry, Event, ENTRY_KIND};
+use layout::LOCK_FILE;
 use ledger::Ledger;
 use model::{Session, Sessions, Status, ORPHANED_REASON};
 use publish::{FileStats, Publisher, Publishing};
@@ -233,7 +236,7 @@ impl Store {
         let storage = options.journal.storage.clone();
         let failpoints = options.journal.failpoints().clone();
         let salvage = options.salvage;
-        let ckpt_dir = dir.join(CHECKPOINTS_DIR);
+        let ckpt_dir = layout::checkpoints_dir(&dir);
         // The check comes first, reading only: a refused open must not
         // change a byte (not even the journal's recovery may run).
         let checked = if salvage {
@@ -275,7 +278,7 @@ impl Store {
 
         let publisher = Arc::new(Publisher::new(
             storage.clone(),
-            dir.join(TRACES_DIR),
+            layout::traces_dir(&dir),
             failpoints.clone(),
         )?);
         let (owned, retired): (HashSet<String>, HashSet<String>) = {
@@ -337,15 +340,9 @@ impl Store {
                 }));
             }
         }
-        let records = entries
-            .iter()
-            .map(|e| Record::new(ENTRY_KIND, e.encode()))
-            .collect();
-        let range = self.journal.append_urgent_batch(records)?;
         let now = self.options.clock.now_ms();
-        let changed = self
-            .live
-            .complete(range.start, entries.clone(), now)?
+        let changed = commit(&self.journal, &self.live, Lane::Urgent, entries, now)?
+            .applied
             .into_iter()
             .filter(|a| a.changed)
             .filter_map(|a| a.session)
@@ -400,8 +397,7 @@ impl Store {
             let entry = Entry::Retire {
                 session: id.to_string(),
             };
-            let lsn = journal.append(Record::new(ENTRY_KIND, entry.encode()))?;
-            live.complete(lsn, vec![entry], clock.now_ms())?;
+            commit(&journal, &live, Lane::Normal, vec![entry], clock.now_ms())?;
             Ok(())
         });
         let compactor = Compactor::start(CompactorParts {
@@ -441,9 +437,21 @@ impl Store {
         self.publisher.path_of(id)
     }
 
-    /// The underlying journal (for reading the raw log).
-    pub fn journal(&self) -> &Journal {
-        &self.journal
+    /// A read-only view of the underlying log (its LSNs, its records, its
+    /// size). Only the store appends to its log: every entry goes through
+    /// [`commit::commit`], so the sequencer hears of every LSN.
+    ///
+    /// The store hands out no way to append past it (an entry appended
+    /// behind the sequencer's back would make every later `ingest` wait for
+    /// it); this does not compile:
+    ///
+    /// ```compile_fail
+    /// fn raw_append(store: &tracejournal::Store) {
+    ///     let _ = store.journal().append(tracejournal::Record::new(1, vec![1]));
+    /// }
+    /// ```
+    pub fn log(&self) -> LogView<'_> {
+        LogView::new(&self.journal)
     }
 
     /// Ingests one event. Returns once it is as durable as the journal's
@@ -495,17 +503,8 @@ impl Store {
                 })
                 .collect());
         }
-        let records: Vec<Record> = entries
-            .iter()
-            .map(|e| Record::new(ENTRY_KIND, e.encode()))
-            .collect();
-        let first = if records.len() == 1 {
-            self.journal
-                .append(records.into_iter().next().expect("one"))?
-        } else {
-            self.journal.append_batch(records)?.start
-        };
-        let applied = self.live.complete(first, entries, now)?;
+        let Commit { first, applied } =
+            commit(&self.journal, &self.live, Lane::Normal, entries, now)?;
         Ok(applied
             .into_iter()
             .enumerate()
@@ -578,10 +577,6 @@ impl Store {
                 })
             })
             .collect();
-        let records: Vec<Record> = entries
-            .iter()
-            .map(|e| Record::new(ENTRY_KIND, e.encode()))
-            .collect();
         // The urgent lane, on a helper thread so that a stuck writer costs
         // this caller at most `crash_wait`. If it answers later, the helper
         // still applies the entries (the sequencer must see every LSN).
@@ -592,13 +587,11 @@ impl Store {
         let spawned = std::thread::Builder::new()
             .name("tracejournal-crash-mark".into())
             .spawn(move || {
-                let result = journal.append_urgent_batch(records).map(|r| r.start);
-                // An error here means the journal was poisoned after the
-                // marker was acknowledged, by a lower LSN that failed: the
-                // marker stays unapplied, and the caller (if it still
-                // waits) takes the ledger.
-                let result =
-                    result.and_then(|first| live.complete(first, applied, now).map(|_| first));
+                // A sequencer error here means the journal was poisoned
+                // after the marker was acknowledged, by a lower LSN that
+                // failed: the marker stays unapplied, and the caller (if it
+                // still waits) takes the ledger.
+                let result = commit(&journal, &live, Lane::Urgent, applied, now).map(|c| c.first);
                 let _ = tx.send(result);
             });
         let urgent = match spawned {
@@ -731,12 +724,14 @@ impl Store {
                 }
             }
             compactor.stop()?;
-            let entry = Entry::Shutdown;
-            let lsn = self
-                .journal
-                .append(Record::new(ENTRY_KIND, entry.encode()))?;
-            self.live
-                .complete(lsn, vec![entry], self.options.clock.now_ms())?;
+            let now = self.options.clock.now_ms();
+            commit(
+                &self.journal,
+                &self.live,
+                Lane::Normal,
+                vec![Entry::Shutdown],
+                now,
+            )?;
             self.journal.sync()
         })();
         let _ = compactor.stop();

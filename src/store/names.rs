@@ -80,7 +80,6 @@ pub const HASHED_PREFIX_LEN: usize = 40;
 
 /// The longest name [`file_name`] returns, in bytes: a 100-byte safe id
 /// plus `.json`.
-#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
 pub const MAX_FILE_NAME_LEN: usize = MAX_SAFE_ID_LEN + EXTENSION.len();
 
 /// Separates a hashed name's prefix from its hash; never in a safe id.
@@ -110,6 +109,9 @@ pub fn file_name(session_id: &str) -> String {
     name.push(HASH_SEPARATOR);
     let _ = write!(name, "{:032x}", fnv1a_128(session_id.as_bytes()));
     name.push_str(EXTENSION);
+    // The hashed form's length is fixed by construction; checked here, on
+    // the way out, as the safe form's is by `is_safe_id`.
+    assert!(name.len() <= MAX_FILE_NAME_LEN, "trace file name too long");
     name
 }
 

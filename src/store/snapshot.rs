@@ -9,8 +9,8 @@
 
 use crate::error::{Error, Result};
 use crate::store::checkpoint::{self, Unreadable};
-use crate::store::compactor::{CHECKPOINTS_DIR, TRACES_DIR};
 use crate::store::event::{Entry, ENTRY_KIND};
+use crate::store::layout;
 use crate::store::ledger::Ledger;
 use crate::store::model::{Session, Sessions};
 use crate::store::names;
@@ -100,7 +100,7 @@ impl StoreSnapshot {
             journal: journal_report,
             ..SnapshotReport::default()
         };
-        let ckpt_dir = dir.join(CHECKPOINTS_DIR);
+        let ckpt_dir = layout::checkpoints_dir(dir);
         // The same rules as `Store::open`: a gap no checkpoint covers, or a
         // checkpoint in a version this build cannot read, is a refusal
         // unless salvaging; a salvaged snapshot starts after the gap.
@@ -137,7 +137,7 @@ impl StoreSnapshot {
         }
         let mut snapshot = StoreSnapshot {
             dir: dir.to_path_buf(),
-            traces: dir.join(TRACES_DIR),
+            traces: layout::traces_dir(dir),
             journal,
             sessions,
         };

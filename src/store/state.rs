@@ -143,12 +143,6 @@ impl DirtySet {
     pub fn min_lsn(&self) -> Option<Lsn> {
         self.map.lock().values().map(|d| d.first_lsn).min()
     }
-
-    /// True if nothing is dirty.
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-    pub fn is_empty(&self) -> bool {
-        self.map.lock().is_empty()
-    }
 }
 
 #[derive(Default)]
@@ -225,7 +219,16 @@ impl LiveState {
         if let Some(e) = Self::refused(&seq, first) {
             return Err(e);
         }
-        seq.parked.insert(first, entries);
+        // An LSN at or below one already applied, or handed over twice,
+        // would park forever: its appender would never wake.
+        let applied = self.sessions.read().applied();
+        assert!(
+            first >= applied,
+            "entries at LSN {first} handed over after LSN {applied} was applied"
+        );
+        assert!(!entries.is_empty(), "no entries handed over at LSN {first}");
+        let previous = seq.parked.insert(first, entries);
+        assert!(previous.is_none(), "LSN {first} handed over twice");
         self.drain(&mut seq, now);
         if let Some(done) = seq.done.remove(&first) {
             return Ok(done);
@@ -409,6 +412,27 @@ mod tests {
         Error::Poisoned {
             cause: "fdatasync failed".into(),
         }
+    }
+
+    /// The sequencer refuses, loudly, entries at an LSN already applied:
+    /// parked below the applied LSN, they would never be drained and their
+    /// appender would sleep forever (before this assertion, it did).
+    #[test]
+    fn handing_over_an_applied_lsn_panics_instead_of_hanging() {
+        let live = Arc::new(LiveState::new(Sessions::new(1), 16));
+        live.complete(1, vec![Entry::Opened], 0).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let again = live.clone();
+        std::thread::spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                again.complete(1, vec![Entry::Opened], 0)
+            }));
+            let _ = tx.send(result.is_err());
+        });
+        // Bounds only the failure on the old code (it hung); the new code
+        // answers at once.
+        let panicked = rx.recv_timeout(Duration::from_secs(10));
+        assert_eq!(panicked, Ok(true), "a second hand-over of LSN 1 must panic");
     }
 
     /// LSN 2 is never handed over (its append failed). An appender of LSN

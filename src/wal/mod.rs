@@ -26,6 +26,7 @@ pub mod recovery;
 pub mod segment;
 pub mod storage;
 pub mod ticket;
+pub mod view;
 pub mod writer;
 
 pub use lsn::Lsn;

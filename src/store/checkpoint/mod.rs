@@ -6,7 +6,8 @@
 //!
 //! # On-disk format
 //!
-//! Checkpoints live in `<journal dir>/checkpoints/` ([`DIR_NAME`]). Each is
+//! Checkpoints live in `<journal dir>/checkpoints/`
+//! ([`crate::store::layout::checkpoints_dir`]). Each is
 //! one file named `{applied_lsn:020}.ckpt` (20 decimal digits, zero padded,
 //! then `.ckpt`), where `applied_lsn` is [`Sessions::applied`]: one past the
 //! last LSN the state covers. Only names of exactly that shape are
@@ -61,10 +62,6 @@ use crate::wal::Lsn;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The checkpoint directory's name inside the journal directory.
-#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-pub const DIR_NAME: &str = "checkpoints";
-
 /// The first 8 bytes of every checkpoint file.
 pub const MAGIC: [u8; 8] = *b"TJCKPT01";
 
@@ -102,9 +99,10 @@ pub struct Loaded {
     pub state: Sessions,
     /// Which file it came from.
     pub info: CheckpointInfo,
-    /// Newer checkpoint files that were skipped: (file name, why).
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
-    // unused by the engine: tests use it, or phase 2 removes it
+    /// Newer checkpoint files that were skipped: (file name, why). The
+    /// store reads [`Scan::skipped`]; this copy is for tests of
+    /// [`load_newest`].
+    #[cfg(any(test, feature = "testkit"))]
     pub skipped: Vec<(String, String)>,
 }
 
@@ -117,12 +115,6 @@ pub struct Scan {
     /// Every checkpoint file skipped, newest first: (file name, why). When
     /// nothing loaded, this is every checkpoint file there is.
     pub skipped: Vec<(String, String)>,
-}
-
-/// The checkpoint directory of the journal in `journal_dir`.
-#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-pub fn dir(journal_dir: &Path) -> PathBuf {
-    journal_dir.join(DIR_NAME)
 }
 
 /// The file name of the checkpoint whose state has `applied_lsn`.
@@ -395,11 +387,12 @@ pub enum Unreadable {
 /// Loads the newest valid checkpoint in `dir` (the checkpoint directory).
 ///
 /// Files are tried newest (highest LSN) first; an invalid one is recorded
-/// in [`Loaded::skipped`] and the next older one is tried. `Ok(None)` if
+/// in [`Scan::skipped`] and the next older one is tried. `Ok(None)` if
 /// the directory is missing or holds no valid checkpoint. An I/O error is
 /// returned as such, never taken for an invalid file; a file in a version
 /// this build does not read is [`Error::OpenRefused`].
-#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
+/// (The store opens through [`scan`]; this is for tests and benchmarks.)
+#[cfg(any(test, feature = "testkit"))]
 pub fn load_newest(storage: &dyn Storage, dir: &Path) -> Result<Option<Loaded>> {
     Ok(scan(storage, dir, Unreadable::Refuse)?.loaded)
 }
@@ -424,6 +417,7 @@ pub fn scan(storage: &dyn Storage, dir: &Path, unreadable: Unreadable) -> Result
                             bytes,
                             path,
                         },
+                        #[cfg(any(test, feature = "testkit"))]
                         skipped: skipped.clone(),
                     }),
                     skipped,
@@ -530,7 +524,7 @@ mod tests {
 
     fn setup() -> (TempDir, PathBuf) {
         let tmp = TempDir::new().unwrap();
-        let dir = dir(tmp.path());
+        let dir = crate::store::layout::checkpoints_dir(tmp.path());
         (tmp, dir)
     }
 
