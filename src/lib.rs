@@ -37,7 +37,7 @@ pub mod testkit;
 
 // ---------------------------------------------------------------- errors
 
-pub use error::{Error, Result};
+pub use error::{Error, JournalError, Result};
 
 // ------------------------------------------------------------ the journal
 

@@ -244,6 +244,12 @@ impl From<tracejournal::Error> for Failure {
     }
 }
 
+impl From<tracejournal::JournalError> for Failure {
+    fn from(e: tracejournal::JournalError) -> Failure {
+        Failure::Message(e.to_string())
+    }
+}
+
 impl From<io::Error> for Failure {
     /// Only for errors writing to stdout.
     fn from(e: io::Error) -> Failure {
@@ -461,9 +467,9 @@ fn append(
     }
 }
 
-fn submit_error(line: u64, e: &tracejournal::Error) -> String {
+fn submit_error(line: u64, e: &tracejournal::JournalError) -> String {
     match e {
-        tracejournal::Error::RecordTooLarge { len, max, .. } => format!(
+        tracejournal::JournalError::RecordTooLarge { len, max, .. } => format!(
             "line {line} is {len} bytes, larger than the maximum record size of {max} bytes"
         ),
         other => format!("line {line}: {other}"),
@@ -1073,17 +1079,18 @@ fn reject_line(line: u64, message: &str) {
 /// or `None` for an error that is not the line's fault.
 fn line_error(e: &tracejournal::Error) -> Option<String> {
     use tracejournal::Error as E;
+    use tracejournal::JournalError as J;
     match e {
         E::InvalidEvent { reason, .. } => Some(reason.clone()),
         E::UnknownSession(id) => Some(format!(
             "a crash marker for {}, which is not a session in this store",
             quoted(id)
         )),
-        E::RecordTooLarge { len, max, .. } => Some(format!(
+        E::Journal(J::RecordTooLarge { len, max, .. }) => Some(format!(
             "the event is {len} bytes once encoded, larger than the maximum record size of {max} bytes"
         )),
-        E::InvalidRecord { reason, .. } => Some(reason.clone()),
-        E::Busy { .. } => Some(e.to_string()),
+        E::Journal(J::InvalidRecord { reason, .. }) => Some(reason.clone()),
+        E::Journal(J::Busy { .. }) => Some(e.to_string()),
         _ => None,
     }
 }
@@ -1547,7 +1554,10 @@ fn tail(
                     std::thread::sleep(TAIL_POLL);
                 }
             }
-            Err(tracejournal::Error::LsnOutOfRange { lsn, .. }) => {
+            Err(tracejournal::Error::Journal(tracejournal::JournalError::LsnOutOfRange {
+                lsn,
+                ..
+            })) => {
                 let (fresh, _) = StoreSnapshot::open(dir, &StoreOptions::default())?;
                 let _ = writeln!(
                     io::stderr(),

@@ -35,7 +35,7 @@ pub mod render;
 pub mod snapshot;
 pub mod state;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JournalError, Result};
 use crate::wal::journal::{Journal, LOCK_FILE};
 use crate::wal::options::{Options, Record};
 use crate::wal::recovery::RecoveryReport;
@@ -597,8 +597,9 @@ impl Store {
                 // marker was acknowledged, by a lower LSN that failed: the
                 // marker stays unapplied, and the caller (if it still
                 // waits) takes the ledger.
-                let result =
-                    result.and_then(|first| live.complete(first, applied, now).map(|_| first));
+                let result = result
+                    .map_err(Error::from)
+                    .and_then(|first| live.complete(first, applied, now).map(|_| first));
                 let _ = tx.send(result);
             });
         let urgent = match spawned {
@@ -737,7 +738,7 @@ impl Store {
                 .append(Record::new(ENTRY_KIND, entry.encode()))?;
             self.live
                 .complete(lsn, vec![entry], self.options.clock.now_ms())?;
-            self.journal.sync()
+            Ok(self.journal.sync()?)
         })();
         let _ = compactor.stop();
         // Nothing is applied after close: a crash mark's helper thread still
@@ -796,9 +797,9 @@ fn precheck(
         let path = dir.join(LOCK_FILE);
         Some(storage.lock(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked {
+                Error::Journal(JournalError::Locked {
                     dir: dir.to_path_buf(),
-                }
+                })
             } else {
                 Error::io("lock journal directory", &path, e)
             }

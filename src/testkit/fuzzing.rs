@@ -13,7 +13,7 @@ use crate::store::{jcs, render};
 use crate::wal::frame::{self, SegmentId};
 use crate::wal::segment;
 use crate::wal::Lsn;
-use crate::{Error, Journal, Options, RecoveryMode};
+use crate::{Journal, JournalError as Error, Options, RecoveryMode};
 use serde_json::Value;
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! The public face of the engine: open (with recovery), append, sync, read,
 //! close.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::failpoint::names;
 use crate::wal::frame::{self, SegmentId};
 use crate::wal::log::{LogState, SegmentMeta};

@@ -5,7 +5,7 @@
 //! read"). It reads only below each segment's published end, so it never
 //! sees a record the writer has not finished writing.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::frame;
 use crate::wal::log::{LogState, SegmentMeta};
 use crate::wal::segment;

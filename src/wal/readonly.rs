@@ -30,7 +30,7 @@
 //!   only in a checkpoint. A [`StoreSnapshot`] then reopens (checkpoint,
 //!   then the log after it), which is what `tracejournal tail` does.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::frame;
 use crate::wal::log::{LogState, SegmentMeta};
 use crate::wal::options::Options;

@@ -24,7 +24,7 @@
 //!   segment keeps its preallocated size), then synced.
 //! * An I/O error is returned as an I/O error, never taken for corruption.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::failpoint::{names, Failpoints};
 use crate::wal::frame::{self, DecodeError, SegmentId};
 use crate::wal::segment::{self, SegmentHeader};

@@ -20,7 +20,7 @@
 //! every later request fails until the journal is reopened (recovery then
 //! decides from the bytes on disk what survived).
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::failpoint::{names, Failpoints};
 use crate::wal::frame::{self, FrameHeader, SegmentId};
 use crate::wal::log::{LogState, SegmentMeta};
