@@ -228,6 +228,7 @@ impl Store {
     /// sessions: the log does not start at LSN 1 and no checkpoint covers
     /// the LSNs before it, or a checkpoint is in a version this build does
     /// not read.
+    #[allow(clippy::too_many_lines)] // TODO(issue 11): split
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<(Store, OpenReport)> {
         let dir = dir.as_ref().to_path_buf();
         let storage = options.journal.storage.clone();
