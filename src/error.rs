@@ -205,3 +205,53 @@ impl std::error::Error for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each layer suggests its own remedies: a journal corruption the
+    /// recovery modes, a store entry the store's (not a journal mode).
+    #[test]
+    fn each_layer_names_its_own_remedies() {
+        let journal = JournalError::Corruption {
+            file: "seg".into(),
+            offset: 64,
+            reason: "bad checksum".into(),
+        };
+        assert!(journal.to_string().contains("RecoveryMode::PointInTime"));
+        let wrapped = Error::from(journal);
+        assert!(matches!(
+            wrapped,
+            Error::Journal(JournalError::Corruption { .. })
+        ));
+        assert!(wrapped.to_string().contains("RecoveryMode::PointInTime"));
+        let store = Error::Corruption {
+            file: "seg".into(),
+            offset: 64,
+            reason: "LSN 3: unknown entry".into(),
+        };
+        let msg = store.to_string();
+        assert!(!msg.contains("RecoveryMode"), "{msg}");
+        assert!(msg.contains("restore the store directory"), "{msg}");
+    }
+
+    /// A poisoned or closed journal is a poisoned or closed store; other
+    /// journal errors keep their variant inside `Error::Journal`.
+    #[test]
+    fn from_journal_maps_poison_and_close_onto_the_store() {
+        let poisoned = Error::from(JournalError::Poisoned {
+            cause: "EIO".into(),
+        });
+        assert!(matches!(poisoned, Error::Poisoned { ref cause } if cause == "EIO"));
+        assert!(matches!(Error::from(JournalError::Closed), Error::Closed));
+        let full = Error::from(JournalError::io(
+            "write segment",
+            "seg",
+            io::Error::from(io::ErrorKind::StorageFull),
+        ));
+        assert!(full.is_storage_full());
+        assert!(full.as_journal().is_some_and(JournalError::is_storage_full));
+        assert!(full.duplicate().is_storage_full());
+    }
+}
