@@ -223,26 +223,8 @@ pub struct Spare {
     file: Box<dyn StorageFile>,
 }
 
-impl Spare {
-    /// The segment number it is for.
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-
-    /// Its size in bytes (the size of the segment it becomes).
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
-
 /// A segment the writer may append to.
 pub struct OpenSegment {
-    /// Its header.
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
-    // unused by the engine: tests use it, or phase 2 removes it
-    pub header: SegmentHeader,
     /// Its path.
     pub path: PathBuf,
     /// The open file.
@@ -351,7 +333,6 @@ pub fn install(
     failpoints.hit(names::SEGMENT_AFTER_RENAME)?;
     storage.sync_dir(dir)?;
     Ok(OpenSegment {
-        header,
         path,
         file: Arc::from(spare.file),
         capacity,
