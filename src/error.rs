@@ -1,87 +1,65 @@
-//! The one error type of the crate.
+//! The store's error type, exported as `tracejournal::Error`: the error of
+//! the crate's front door ([`crate::Store`] and everything beside it).
 //!
-//! Every variant says what happened, where, and (where it helps) what the
-//! user can do about it. I/O errors keep the operation and the path, so that
-//! "permission denied" never arrives without a file name.
+//! Two layers, two types: the journal (`src/wal/`) fails with
+//! [`JournalError`], whose remedies are the journal's (recovery modes,
+//! reopening the journal); the store wraps it in [`Error::Journal`] through
+//! `From`, and fails on its own with the variants below, whose remedies are
+//! the store's (salvage, restoring a checkpoint, reopening the store). A
+//! poisoned or closed journal is a poisoned or closed store: `From` maps
+//! those two onto [`Error::Poisoned`] and [`Error::Closed`], so a caller of
+//! the store matches one variant whichever layer noticed first.
+//!
+//! Every variant says what happened, where, and what the user can do. I/O
+//! errors keep the operation and the path, so that "permission denied"
+//! never arrives without a file name.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::time::Duration;
+
+pub use crate::wal::error::Error as JournalError;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in the journal.
+/// Everything that can go wrong in the store.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// An operating-system I/O call failed. Never reported as corruption.
+    /// The journal under the store failed; its message carries the
+    /// journal's remedy.
+    Journal(JournalError),
+    /// An operating-system I/O call on one of the store's own files
+    /// (checkpoints, trace files, the crash ledger) failed. Never reported
+    /// as corruption.
     Io {
-        /// What the engine was doing, e.g. `"fdatasync segment"`.
+        /// What the store was doing, e.g. `"fsync checkpoint"`.
         op: &'static str,
         /// The file or directory involved.
         path: PathBuf,
         /// The underlying error.
         source: io::Error,
     },
-    /// Bytes on disk fail verification in a place where a torn tail is not
-    /// a possible explanation (or the recovery mode forbids repairing it).
+    /// A record the journal verified holds no entry this store can decode,
+    /// so the session state cannot be rebuilt past it.
     Corruption {
-        /// The segment file.
+        /// The file holding the record.
         file: PathBuf,
-        /// Byte offset of the first bad byte within `file`.
+        /// Byte offset of the record within `file`.
         offset: u64,
         /// What check failed.
         reason: String,
     },
-    /// An earlier write or sync failed; nothing is acknowledged after such a
-    /// failure. Reopen the journal (which recovers it) to continue.
+    /// An earlier write, sync or compaction failed; nothing is acknowledged
+    /// after such a failure. Reopen the store (which recovers it) to
+    /// continue.
     Poisoned {
-        /// The failure that poisoned the journal.
+        /// The failure that poisoned the store.
         cause: String,
     },
-    /// The append queue stayed full for the whole configured timeout.
-    /// Nothing was written; the caller may retry.
-    Busy {
-        /// How long the append waited.
-        waited: Duration,
-    },
-    /// A record is larger than the configured maximum record size.
-    RecordTooLarge {
-        /// Index of the record within its batch (0 for a single append).
-        index: usize,
-        /// Its payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A record was rejected before anything was written.
-    InvalidRecord {
-        /// Index of the record within its batch (0 for a single append).
-        index: usize,
-        /// Why.
-        reason: String,
-    },
-    /// Another process (or another `Journal` in this process) has the
-    /// directory open.
-    Locked {
-        /// The journal directory.
-        dir: PathBuf,
-    },
-    /// The journal was closed; no more appends are accepted.
+    /// The store was closed; no more events are accepted.
     Closed,
-    /// The options do not make sense together.
-    InvalidOptions(String),
-    /// A requested LSN is outside the readable range.
-    LsnOutOfRange {
-        /// The LSN asked for.
-        lsn: u64,
-        /// The first LSN still in the log.
-        first: u64,
-        /// One past the last readable LSN.
-        end: u64,
-    },
     /// An event was refused before anything was written (for a batch:
     /// none of its events was written).
     InvalidEvent {
@@ -105,6 +83,16 @@ pub enum Error {
     },
 }
 
+impl From<JournalError> for Error {
+    fn from(e: JournalError) -> Error {
+        match e {
+            JournalError::Poisoned { cause } => Error::Poisoned { cause },
+            JournalError::Closed => Error::Closed,
+            other => Error::Journal(other),
+        }
+    }
+}
+
 impl Error {
     /// Builds an [`Error::Io`] with context.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
@@ -119,6 +107,7 @@ impl Error {
     /// (`io::Error` is not `Clone`: its kind and message are kept).
     pub fn duplicate(&self) -> Error {
         match self {
+            Error::Journal(e) => Error::Journal(e.duplicate()),
             Error::Io { op, path, source } => Error::Io {
                 op,
                 path: path.clone(),
@@ -136,24 +125,7 @@ impl Error {
             Error::Poisoned { cause } => Error::Poisoned {
                 cause: cause.clone(),
             },
-            Error::Busy { waited } => Error::Busy { waited: *waited },
-            Error::RecordTooLarge { index, len, max } => Error::RecordTooLarge {
-                index: *index,
-                len: *len,
-                max: *max,
-            },
-            Error::InvalidRecord { index, reason } => Error::InvalidRecord {
-                index: *index,
-                reason: reason.clone(),
-            },
-            Error::Locked { dir } => Error::Locked { dir: dir.clone() },
             Error::Closed => Error::Closed,
-            Error::InvalidOptions(s) => Error::InvalidOptions(s.clone()),
-            Error::LsnOutOfRange { lsn, first, end } => Error::LsnOutOfRange {
-                lsn: *lsn,
-                first: *first,
-                end: *end,
-            },
             Error::InvalidEvent { index, reason } => Error::InvalidEvent {
                 index: *index,
                 reason: reason.clone(),
@@ -166,15 +138,29 @@ impl Error {
         }
     }
 
-    /// True if this error means the storage ran out of space.
+    /// True if this error means the storage ran out of space (in the
+    /// journal or in one of the store's own files).
     pub fn is_storage_full(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+        match self {
+            Error::Journal(e) => e.is_storage_full(),
+            Error::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
+    /// The journal's error, if the journal is where this failed.
+    pub fn as_journal(&self) -> Option<&JournalError> {
+        match self {
+            Error::Journal(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Journal(e) => e.fmt(f),
             Error::Io { op, path, source } => {
                 write!(f, "I/O error during {op} on {}: {source}", path.display())
             }
@@ -184,40 +170,18 @@ impl fmt::Display for Error {
                 reason,
             } => write!(
                 f,
-                "corruption in {} at byte offset {offset}: {reason} \
-                 (open with RecoveryMode::PointInTime or SkipCorrupt to salvage)",
+                "store entry unreadable in {} at byte offset {offset}: {reason} \
+                 (the journal verified its checksum, so it was written by a different \
+                 build or by a bug: open the store with the build that wrote it, or \
+                 restore the store directory from a copy)",
                 file.display()
             ),
             Error::Poisoned { cause } => write!(
                 f,
-                "journal is poisoned by an earlier failure ({cause}); \
-                 nothing after it was acknowledged; reopen the journal to recover"
+                "store stopped accepting events after an earlier failure ({cause}); \
+                 nothing after it was acknowledged; reopen the store to recover"
             ),
-            Error::Busy { waited } => write!(
-                f,
-                "append queue full for {} ms; nothing was written, retry later",
-                waited.as_millis()
-            ),
-            Error::RecordTooLarge { index, len, max } => write!(
-                f,
-                "record {index} is {len} bytes, larger than the maximum record size of {max} bytes"
-            ),
-            Error::InvalidRecord { index, reason } => {
-                write!(f, "record {index} rejected: {reason}")
-            }
-            Error::Locked { dir } => write!(
-                f,
-                "journal directory {} is already open in another process or handle \
-                 (it holds the lock on {}/LOCK)",
-                dir.display(),
-                dir.display()
-            ),
-            Error::Closed => write!(f, "journal is closed"),
-            Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
-            Error::LsnOutOfRange { lsn, first, end } => write!(
-                f,
-                "LSN {lsn} is not readable: the log holds LSNs {first} up to (not including) {end}"
-            ),
+            Error::Closed => write!(f, "store is closed"),
             Error::InvalidEvent { index, reason } => {
                 write!(f, "event {index} rejected, nothing written: {reason}")
             }
@@ -234,8 +198,60 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            // Transparent: Display already shows the journal's message.
+            Error::Journal(e) => std::error::Error::source(e),
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each layer suggests its own remedies: a journal corruption the
+    /// recovery modes, a store entry the store's (not a journal mode).
+    #[test]
+    fn each_layer_names_its_own_remedies() {
+        let journal = JournalError::Corruption {
+            file: "seg".into(),
+            offset: 64,
+            reason: "bad checksum".into(),
+        };
+        assert!(journal.to_string().contains("RecoveryMode::PointInTime"));
+        let wrapped = Error::from(journal);
+        assert!(matches!(
+            wrapped,
+            Error::Journal(JournalError::Corruption { .. })
+        ));
+        assert!(wrapped.to_string().contains("RecoveryMode::PointInTime"));
+        let store = Error::Corruption {
+            file: "seg".into(),
+            offset: 64,
+            reason: "LSN 3: unknown entry".into(),
+        };
+        let msg = store.to_string();
+        assert!(!msg.contains("RecoveryMode"), "{msg}");
+        assert!(msg.contains("restore the store directory"), "{msg}");
+    }
+
+    /// A poisoned or closed journal is a poisoned or closed store; other
+    /// journal errors keep their variant inside `Error::Journal`.
+    #[test]
+    fn from_journal_maps_poison_and_close_onto_the_store() {
+        let poisoned = Error::from(JournalError::Poisoned {
+            cause: "EIO".into(),
+        });
+        assert!(matches!(poisoned, Error::Poisoned { ref cause } if cause == "EIO"));
+        assert!(matches!(Error::from(JournalError::Closed), Error::Closed));
+        let full = Error::from(JournalError::io(
+            "write segment",
+            "seg",
+            io::Error::from(io::ErrorKind::StorageFull),
+        ));
+        assert!(full.is_storage_full());
+        assert!(full.as_journal().is_some_and(JournalError::is_storage_full));
+        assert!(full.duplicate().is_storage_full());
     }
 }

@@ -27,7 +27,7 @@ use tracejournal::testkit::failpoint::{names, Action};
 use tracejournal::testkit::sim::{Op, SimRng, SimStorage};
 use tracejournal::testkit::wal::segment;
 use tracejournal::Storage;
-use tracejournal::{Durability, Error, Journal, Record, RecoveryMode, Ticket};
+use tracejournal::{Durability, Error, Journal, JournalError, Record, RecoveryMode, Ticket};
 use tracejournal::{Store, StoreOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -57,7 +57,7 @@ fn payload(lsn: u64) -> Vec<u8> {
 fn open(
     storage: &SimStorage,
     mode: RecoveryMode,
-) -> tracejournal::Result<(Journal, tracejournal::RecoveryReport)> {
+) -> tracejournal::Result<(Journal, tracejournal::RecoveryReport), JournalError> {
     Journal::open(dir(), options_with(Arc::new(storage.clone()), mode))
 }
 
@@ -221,7 +221,7 @@ fn check_recovery(image: &SimStorage, placed: &[Placement], damage: &Damage, mod
     let refuse = mode == RecoveryMode::AbsoluteConsistency
         || (mode == RecoveryMode::TolerateTornTail && !damage.tail);
     match open(image, mode) {
-        Err(Error::Corruption {
+        Err(JournalError::Corruption {
             file,
             offset,
             reason,
@@ -358,8 +358,8 @@ fn rec(tag: &str, i: u64) -> Record {
     Record::new(1, format!("{tag} {i}").into_bytes())
 }
 
-fn is_poisoned<T: std::fmt::Debug>(r: &tracejournal::Result<T>) -> bool {
-    matches!(r, Err(Error::Poisoned { .. }))
+fn is_poisoned<T: std::fmt::Debug>(r: &tracejournal::Result<T, JournalError>) -> bool {
+    matches!(r, Err(JournalError::Poisoned { .. }))
 }
 
 /// Scenario 19 on the simulated disk: the segment's fsync fails with EIO
@@ -398,12 +398,15 @@ fn s19_failed_fsync_fails_every_waiter_and_poisons_until_reopen() {
     failures.extend(queued.into_iter().map(Ticket::wait));
     for (i, r) in failures.iter().enumerate() {
         assert!(
-            matches!(r, Err(Error::Io { .. }) | Err(Error::Poisoned { .. })),
+            matches!(
+                r,
+                Err(JournalError::Io { .. }) | Err(JournalError::Poisoned { .. })
+            ),
             "waiter {i} after a failed fsync: {r:?}"
         );
     }
     assert!(
-        matches!(&failures[0], Err(Error::Io { op, .. }) if op.contains("sync")),
+        matches!(&failures[0], Err(JournalError::Io { op, .. }) if op.contains("sync")),
         "{:?}",
         failures[0]
     );
@@ -460,7 +463,7 @@ fn s19_failed_fsync_fails_every_waiter_and_poisons_until_reopen() {
 
 /// Appends ~1,000-byte records with `Sync` until one fails; returns the
 /// acknowledged payloads and the error.
-fn append_until_error(j: &Journal, tag: &str) -> (Vec<Vec<u8>>, Error) {
+fn append_until_error(j: &Journal, tag: &str) -> (Vec<Vec<u8>>, JournalError) {
     let mut acked = Vec::new();
     for i in 0..2_000u64 {
         let mut r = rec(tag, i);
@@ -746,7 +749,10 @@ fn s21_a_second_process_gets_a_clear_error_not_a_corrupted_log() {
             Err(e) => e,
             Ok(_) => panic!("attempt {attempt}: a second process opened a store that is in use"),
         };
-        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Journal(JournalError::Locked { .. })),
+            "{err}"
+        );
         let msg = err.to_string();
         assert!(
             msg.contains(&dir.path().display().to_string()),
@@ -758,7 +764,7 @@ fn s21_a_second_process_gets_a_clear_error_not_a_corrupted_log() {
         );
         assert!(matches!(
             Journal::open(dir.path(), tracejournal::Options::default()),
-            Err(Error::Locked { .. })
+            Err(JournalError::Locked { .. })
         ));
     }
     // Let the child close, then open: everything it wrote is there.

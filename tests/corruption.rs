@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracejournal::testkit::failpoint::{names, Action};
 use tracejournal::testkit::wal::frame;
 use tracejournal::testkit::wal::segment;
-use tracejournal::{Durability, Error, Journal, LogRecord, Options, Record, RecoveryMode};
+use tracejournal::{Durability, Journal, JournalError, LogRecord, Options, Record, RecoveryMode};
 
 const MODES: [RecoveryMode; 4] = [
     RecoveryMode::TolerateTornTail,
@@ -45,10 +45,10 @@ fn lsns(back: &[LogRecord]) -> Vec<u64> {
 }
 
 fn expect_corruption(
-    result: tracejournal::Result<(Journal, tracejournal::RecoveryReport)>,
+    result: tracejournal::Result<(Journal, tracejournal::RecoveryReport), JournalError>,
 ) -> (std::path::PathBuf, u64, String) {
     match result {
-        Err(Error::Corruption {
+        Err(JournalError::Corruption {
             file,
             offset,
             reason,
@@ -328,7 +328,7 @@ fn missing_middle_segment_is_refused_and_named() {
             Err(e) => e,
             Ok(_) => panic!("{mode:?}: opened without segment 2"),
         };
-        assert!(matches!(err, Error::Corruption { .. }), "{err}");
+        assert!(matches!(err, JournalError::Corruption { .. }), "{err}");
         let msg = err.to_string();
         assert!(msg.contains("segment 2 "), "{mode:?}: {msg}");
     }

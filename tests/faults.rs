@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracejournal::testkit::failpoint::{names, Action};
 use tracejournal::testkit::wal::segment;
-use tracejournal::{Durability, Error, Journal, Options, Record, RecoveryReport, Ticket};
+use tracejournal::{Durability, Journal, JournalError, Options, Record, RecoveryReport, Ticket};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -30,8 +30,8 @@ fn payloads(j: &Journal) -> Vec<Vec<u8>> {
     read_all(j).into_iter().map(|r| r.payload).collect()
 }
 
-fn is_poisoned<T: std::fmt::Debug>(r: &tracejournal::Result<T>) -> bool {
-    matches!(r, Err(Error::Poisoned { .. }))
+fn is_poisoned<T: std::fmt::Debug>(r: &tracejournal::Result<T, JournalError>) -> bool {
+    matches!(r, Err(JournalError::Poisoned { .. }))
 }
 
 #[test]
@@ -77,7 +77,7 @@ fn failed_fsync_poisons_and_nothing_is_acknowledged_after_it() {
 
     let first = first.wait();
     match &first {
-        Err(Error::Io { op, source, .. }) => {
+        Err(JournalError::Io { op, source, .. }) => {
             assert_eq!(source.kind(), io::ErrorKind::Other);
             assert!(op.contains("sync"), "{op}");
         }
@@ -91,7 +91,10 @@ fn failed_fsync_poisons_and_nothing_is_acknowledged_after_it() {
     for w in waiters {
         let r = w.join().unwrap();
         assert!(
-            matches!(r, Err(Error::Io { .. }) | Err(Error::Poisoned { .. })),
+            matches!(
+                r,
+                Err(JournalError::Io { .. }) | Err(JournalError::Poisoned { .. })
+            ),
             "queued append after a failed fsync: {r:?}"
         );
     }
@@ -143,14 +146,14 @@ fn second_open_of_the_same_directory_is_locked() {
     let (j, _) = open(dir.path());
     j.append(rec("x", 1)).unwrap();
     match Journal::open(dir.path(), fs_options()) {
-        Err(e @ Error::Locked { .. }) => {
+        Err(e @ JournalError::Locked { .. }) => {
             let msg = e.to_string();
             assert!(
                 msg.contains(&dir.path().display().to_string()),
                 "message names the directory: {msg}"
             );
             match e {
-                Error::Locked { dir: d } => assert_eq!(d, dir.path()),
+                JournalError::Locked { dir: d } => assert_eq!(d, dir.path()),
                 _ => unreachable!(),
             }
         }
@@ -159,7 +162,7 @@ fn second_open_of_the_same_directory_is_locked() {
     }
     assert!(matches!(
         Journal::inspect(dir.path(), &fs_options()),
-        Err(Error::Locked { .. })
+        Err(JournalError::Locked { .. })
     ));
     // The refused open changed nothing.
     assert_eq!(payloads(&j), vec![rec("x", 1).payload]);
@@ -219,17 +222,17 @@ fn full_queue_gives_busy_and_drops_nothing() {
     } = full_queue("accepted");
     let started = Instant::now();
     match j.submit(rec("rejected", 3)) {
-        Err(Error::Busy { waited }) => assert_eq!(waited, Duration::from_millis(50)),
+        Err(JournalError::Busy { waited }) => assert_eq!(waited, Duration::from_millis(50)),
         other => panic!("expected Busy, got {other:?}"),
     }
     assert!(started.elapsed() >= Duration::from_millis(50));
     assert!(matches!(
         j.append_with(rec("rejected", 4), Durability::Buffered),
-        Err(Error::Busy { .. })
+        Err(JournalError::Busy { .. })
     ));
     assert!(matches!(
         j.append_batch(vec![rec("rejected", 5), rec("rejected", 6)]),
-        Err(Error::Busy { .. })
+        Err(JournalError::Busy { .. })
     ));
     assert!(!in_flight.is_ready() && !queued.is_ready());
     fp.release(names::WRITER_BEFORE_SYNC);
@@ -310,7 +313,7 @@ fn urgent_append_overtakes_queued_appends_and_is_durable() {
 
 /// Appends ~1000-byte records with `Sync` until one fails; returns the
 /// acknowledged payloads and the error.
-fn append_until_error(j: &Journal) -> (Vec<Vec<u8>>, Error) {
+fn append_until_error(j: &Journal) -> (Vec<Vec<u8>>, JournalError) {
     let mut acked = Vec::new();
     for i in 0..1000u64 {
         let mut r = rec("big", i);
@@ -340,7 +343,7 @@ fn failure_during_rotation_poisons_and_keeps_every_acked_record() {
         fp.arm(point, Action::Fail(io::ErrorKind::Other));
         let (acked, err) = append_until_error(&j);
         assert!(
-            matches!(err, Error::Io { .. }),
+            matches!(err, JournalError::Io { .. }),
             "{point}: rotation failure: {err}"
         );
         // The failing append was the one that needed the next segment.
@@ -432,7 +435,7 @@ fn storage_full_is_reported_and_corrupts_nothing() {
     let err = j
         .append_with(rec("full", 2), Durability::Buffered)
         .unwrap_err();
-    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    assert!(matches!(err, JournalError::Poisoned { .. }), "{err}");
     fp.release_all();
     let _ = j.close();
 
@@ -545,7 +548,7 @@ fn urgent_append_never_waits_for_queue_room() {
     // gone through the full queue, it would have timed out too.
     assert!(matches!(
         j.submit(rec("normal", 3)),
-        Err(Error::Busy { .. })
+        Err(JournalError::Busy { .. })
     ));
     fp.release(names::WRITER_BEFORE_SYNC);
     assert_eq!(urgent.join().unwrap().unwrap(), 2);
@@ -585,7 +588,7 @@ fn failure_while_setting_a_segment_aside_is_an_io_error_and_retryable() {
         tracejournal::testkit::failpoint::Action::Fail(std::io::ErrorKind::Other),
     );
     match Journal::open(dir.path(), options) {
-        Err(tracejournal::Error::Io { op, .. }) => assert_eq!(op, "set aside segment"),
+        Err(tracejournal::JournalError::Io { op, .. }) => assert_eq!(op, "set aside segment"),
         other => panic!("expected an I/O error, got {other:?}"),
     }
     assert!(dir.path().join("00000000000000000002.seg").exists());

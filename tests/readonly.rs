@@ -18,7 +18,7 @@ use tracejournal::model::Status;
 use tracejournal::testkit::store::ledger::Ledger;
 use tracejournal::FsStorage;
 use tracejournal::StoreSnapshot;
-use tracejournal::{Error, Journal, ReadOnlyJournal, Record};
+use tracejournal::{Error, Journal, JournalError, ReadOnlyJournal, Record};
 use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracejournal");
@@ -235,7 +235,9 @@ fn a_follower_that_falls_behind_a_checkpoint_is_told_and_a_reopen_catches_up() {
     let removed = store.compact().unwrap().segments_removed;
     assert!(removed >= 3, "removed {removed}");
     match snapshot.refresh() {
-        Err(Error::LsnOutOfRange { lsn, first, .. }) => assert!(first > lsn, "{lsn} {first}"),
+        Err(Error::Journal(JournalError::LsnOutOfRange { lsn, first, .. })) => {
+            assert!(first > lsn, "{lsn} {first}")
+        }
         other => panic!("expected LsnOutOfRange, got {other:?}"),
     }
     let (fresh, report) = StoreSnapshot::open(&dir, &options()).unwrap();

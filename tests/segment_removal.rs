@@ -20,7 +20,7 @@ use tracejournal::testkit::failpoint::{names, Action, Failpoints};
 use tracejournal::testkit::wal::segment;
 use tracejournal::RemovedSegments;
 use tracejournal::{DirLock, OpenMode, Storage, StorageFile};
-use tracejournal::{Error, Journal, LogRecord, Options, Record, RecoveryMode};
+use tracejournal::{Journal, JournalError, LogRecord, Options, Record, RecoveryMode};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Small segments: seven records of [`rec`] each.
@@ -116,7 +116,7 @@ fn assert_image_recovers(dir: &Path, image: MemStorage, first: u64, next: u64, c
 fn held_removal(
     j: &Arc<Journal>,
     fp: &Failpoints,
-) -> JoinHandle<tracejournal::Result<RemovedSegments>> {
+) -> JoinHandle<tracejournal::Result<RemovedSegments, JournalError>> {
     fp.arm(names::SEGMENT_BEFORE_REMOVE, Action::Pause);
     let remover = {
         let j = j.clone();
@@ -161,7 +161,7 @@ fn removes_the_segments_before_an_lsn(env: Env) {
     assert_records(
         &j.read_from(first_kept)
             .unwrap()
-            .collect::<tracejournal::Result<Vec<_>>>()
+            .collect::<tracejournal::Result<Vec<_>, JournalError>>()
             .unwrap(),
         first_kept,
         51,
@@ -169,9 +169,9 @@ fn removes_the_segments_before_an_lsn(env: Env) {
     // Below the first LSN: a clear error naming the readable range.
     for below in [1, first_kept - 1] {
         match j.read_from(below) {
-            Err(Error::LsnOutOfRange { lsn, first, end }) => {
+            Err(JournalError::LsnOutOfRange { lsn, first, end }) => {
                 assert_eq!((lsn, first, end), (below, first_kept, 51));
-                let msg = Error::LsnOutOfRange { lsn, first, end }.to_string();
+                let msg = JournalError::LsnOutOfRange { lsn, first, end }.to_string();
                 assert!(msg.contains(&format!("LSNs {first_kept} up to")), "{msg}");
             }
             Err(e) => panic!("expected LsnOutOfRange, got {e}"),
@@ -257,7 +257,7 @@ fn failed_removal_leaves_a_contiguous_suffix_and_does_not_poison() {
         Action::Fail(io::ErrorKind::Other),
     );
     match remover.join().unwrap() {
-        Err(Error::Io { op, path, source }) => {
+        Err(JournalError::Io { op, path, source }) => {
             assert_eq!(op, "remove segment");
             assert_eq!(source.kind(), io::ErrorKind::Other);
             assert_eq!(
@@ -467,7 +467,7 @@ fn removal_runs_concurrently_with_appends_and_rotation() {
             .read_from(first)
             .unwrap()
             .take((acked + 1 - first) as usize)
-            .collect::<tracejournal::Result<_>>()
+            .collect::<tracejournal::Result<_, JournalError>>()
             .unwrap();
         assert_records(&back, first, acked + 1);
     }
@@ -504,7 +504,9 @@ fn reader_in_a_removed_segment_continues_into_the_next() {
     // Segments 1 and 2 go while the reader is in segment 1.
     let removed = j.remove_segments_before(starts[2].1).unwrap();
     assert_eq!(removed.segments, 2);
-    let rest: Vec<LogRecord> = reader.collect::<tracejournal::Result<_>>().unwrap();
+    let rest: Vec<LogRecord> = reader
+        .collect::<tracejournal::Result<_, JournalError>>()
+        .unwrap();
     assert_records(&rest, 2, 41);
     j.close().unwrap();
 }
@@ -550,7 +552,7 @@ fn urgent_batch_is_contiguous_overtakes_queued_appends_and_is_durable() {
     let bad = vec![rec(16), Record::new(0, b"reserved type".to_vec())];
     assert!(matches!(
         j.append_urgent_batch(bad),
-        Err(Error::InvalidRecord { index: 1, .. })
+        Err(JournalError::InvalidRecord { index: 1, .. })
     ));
     assert_eq!(j.next_lsn(), 16);
     Arc::into_inner(j).unwrap().close().unwrap();

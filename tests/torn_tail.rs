@@ -8,7 +8,7 @@ use std::time::Duration;
 use tracejournal::testkit::failpoint::{names, Action};
 use tracejournal::testkit::wal::frame::{self, SegmentId};
 use tracejournal::testkit::wal::segment::{self, SegmentHeader};
-use tracejournal::{Durability, Error, Journal, Record, RecoveryMode};
+use tracejournal::{Durability, Journal, JournalError, Record, RecoveryMode};
 
 const SEG1: &str = "00000000000000000001.seg";
 
@@ -228,7 +228,7 @@ fn check_garbage(base: &Env, placed: &[Placement], gap: u64, len: usize, seed: u
     let env = base.copy();
     env.write(SEG1, &bytes);
     match env.open(RecoveryMode::AbsoluteConsistency) {
-        Err(Error::Corruption { file, offset, .. }) => {
+        Err(JournalError::Corruption { file, offset, .. }) => {
             assert_eq!(file, env.path(SEG1));
             assert_eq!(offset, records_end);
         }
@@ -332,7 +332,7 @@ fn torn_atomic_batch_with_a_later_sector_surviving_is_a_torn_tail() {
         );
         assert!(matches!(
             env.open(RecoveryMode::AbsoluteConsistency),
-            Err(Error::Corruption { .. })
+            Err(JournalError::Corruption { .. })
         ));
     }
 }
@@ -488,7 +488,7 @@ fn a_sync_append_closes_the_unsynced_run_before_it() {
         let (at, h) = f[bad];
         zero_range(&env, at, at + frame::encoded_len(h.len as usize) as u64);
         match env.open(RecoveryMode::TolerateTornTail) {
-            Err(Error::Corruption { offset, .. }) => assert_eq!(offset, at),
+            Err(JournalError::Corruption { offset, .. }) => assert_eq!(offset, at),
             Err(e) => panic!("LSN {}: {e}", bad + 1),
             Ok((_, r)) => panic!("LSN {} lost silently: {r:?}", bad + 1),
         }

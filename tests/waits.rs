@@ -16,7 +16,7 @@ use std::time::Duration;
 use tracejournal::event::parse_line;
 use tracejournal::model::Status;
 use tracejournal::testkit::failpoint::{names, Action, Failpoints};
-use tracejournal::{Durability, Error};
+use tracejournal::{Durability, Error, JournalError};
 use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
 /// How long a call may take before the test calls it a hang. Far above
@@ -106,7 +106,10 @@ fn acked_append_behind_a_failed_urgent_marker(durability: Durability, fail_at: &
 
     let normal = returned(&normal, "the acknowledged normal append");
     assert!(
-        matches!(normal, Err(Error::Poisoned { .. }) | Err(Error::Io { .. })),
+        matches!(
+            normal,
+            Err(Error::Poisoned { .. }) | Err(Error::Journal(JournalError::Io { .. }))
+        ),
         "its entry cannot be applied, so it must not be told it was: {normal:?}"
     );
     assert_eq!(

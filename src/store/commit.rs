@@ -73,7 +73,9 @@ fn encode(entries: &[Entry]) -> Vec<Record> {
 /// Appends `records` on `lane`; returns the first LSN.
 fn append(journal: &Journal, lane: Lane, mut records: Vec<Record>) -> Result<Lsn> {
     match lane {
-        Lane::Normal if records.len() == 1 => journal.append(records.pop().expect("one record")),
+        Lane::Normal if records.len() == 1 => {
+            Ok(journal.append(records.pop().expect("one record"))?)
+        }
         Lane::Normal => Ok(journal.append_batch(records)?.start),
         Lane::Urgent => Ok(journal.append_urgent_batch(records)?.start),
     }

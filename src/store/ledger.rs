@@ -103,13 +103,13 @@ impl Ledger {
     ///
     /// The record goes at the end of the last valid record; a torn tail
     /// left there by an earlier crash is cut first. An entry whose encoding
-    /// exceeds [`MAX_PAYLOAD`] is refused with [`Error::InvalidRecord`]
+    /// exceeds [`MAX_PAYLOAD`] is refused with [`Error::InvalidEvent`]
     /// before anything is written. After an error the record may or may not
     /// be in the ledger.
     pub fn append(&self, entry: &Entry) -> Result<()> {
         let payload = entry.encode();
         if payload.is_empty() || payload.len() > MAX_PAYLOAD {
-            return Err(Error::InvalidRecord {
+            return Err(Error::InvalidEvent {
                 index: 0,
                 reason: format!(
                     "a crash ledger record holds 1 to {MAX_PAYLOAD} bytes; this entry encodes to {}",
@@ -423,7 +423,7 @@ mod tests {
             session: "s".repeat(MAX_PAYLOAD + 1),
         };
         let err = ledger.append(&huge).unwrap_err();
-        assert!(matches!(err, Error::InvalidRecord { .. }), "{err}");
+        assert!(matches!(err, Error::InvalidEvent { .. }), "{err}");
         assert!(!tmp.path().join(FILE_NAME).exists());
     }
 

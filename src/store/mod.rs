@@ -37,7 +37,7 @@ pub mod render;
 pub mod snapshot;
 pub mod state;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JournalError, Result};
 use crate::wal::journal::Journal;
 use crate::wal::options::Options;
 use crate::wal::recovery::RecoveryReport;
@@ -231,6 +231,7 @@ impl Store {
     /// sessions: the log does not start at LSN 1 and no checkpoint covers
     /// the LSNs before it, or a checkpoint is in a version this build does
     /// not read.
+    #[allow(clippy::too_many_lines)] // TODO(issue 11): split
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<(Store, OpenReport)> {
         let dir = dir.as_ref().to_path_buf();
         let storage = options.journal.storage.clone();
@@ -732,7 +733,7 @@ impl Store {
                 vec![Entry::Shutdown],
                 now,
             )?;
-            self.journal.sync()
+            Ok(self.journal.sync()?)
         })();
         let _ = compactor.stop();
         // Nothing is applied after close: a crash mark's helper thread still
@@ -791,9 +792,9 @@ fn precheck(
         let path = dir.join(LOCK_FILE);
         Some(storage.lock(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked {
+                Error::Journal(JournalError::Locked {
                     dir: dir.to_path_buf(),
-                }
+                })
             } else {
                 Error::io("lock journal directory", &path, e)
             }

@@ -7,7 +7,7 @@
 //! `Opened` entry, marks no orphan, sweeps no file, creates no
 //! `checkpoints/` directory and leaves the crash ledger where it is.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, JournalError, Result};
 use crate::store::checkpoint::{self, Unreadable};
 use crate::store::event::{Entry, ENTRY_KIND};
 use crate::store::layout;
@@ -83,7 +83,10 @@ impl StoreSnapshot {
             match StoreSnapshot::try_open(dir, options) {
                 // A checkpoint was pruned, or segments removed, mid-open.
                 Err(e)
-                    if (is_not_found(&e) || matches!(e, Error::LsnOutOfRange { .. }))
+                    if (e.as_journal().is_some_and(|j| {
+                        is_not_found(j) || matches!(j, JournalError::LsnOutOfRange { .. })
+                    }) || matches!(&e, Error::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound))
                         && attempts < OPEN_ATTEMPTS =>
                 {
                     attempts += 1
@@ -128,11 +131,11 @@ impl StoreSnapshot {
         // The checkpoint may be newer than our look at the log: catch up.
         while sessions.applied() > journal.next_lsn() {
             if journal.refresh()?.is_empty() {
-                return Err(Error::LsnOutOfRange {
+                return Err(Error::Journal(JournalError::LsnOutOfRange {
                     lsn: sessions.applied(),
                     first: journal.first_lsn(),
                     end: journal.next_lsn(),
-                });
+                }));
             }
         }
         let mut snapshot = StoreSnapshot {
@@ -180,7 +183,7 @@ impl StoreSnapshot {
 
     /// Reads what the writer committed since the last look, applies it, and
     /// returns the store entries in LSN order (empty if nothing new). Fails
-    /// with [`Error::LsnOutOfRange`] if the entries it needs were compacted
+    /// with [`JournalError::LsnOutOfRange`] (in [`Error::Journal`]) if the entries it needs were compacted
     /// into a checkpoint before it could read them: open a new snapshot.
     pub fn refresh(&mut self) -> Result<Vec<CommittedEntry>> {
         let mut out = Vec::new();

@@ -13,7 +13,7 @@ use crate::store::{jcs, render};
 use crate::wal::frame::{self, SegmentId};
 use crate::wal::segment;
 use crate::wal::Lsn;
-use crate::{Error, Journal, Options, RecoveryMode};
+use crate::{Journal, JournalError as Error, Options, RecoveryMode};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -540,6 +540,7 @@ impl<'a> ModelRun<'a> {
     }
 
     /// Decodes one event; `None` if the store would refuse it.
+    #[allow(clippy::too_many_lines)] // TODO(issue 11): split
     fn event(&mut self, op: u8) -> Option<Event> {
         let session = self.ops.pick(SESSIONS).to_string();
         let key_byte = self.ops.byte();
@@ -868,6 +869,7 @@ fn status(b: u8) -> EndStatus {
 /// A hook payload's text: `session_id` and `hook_event_name`, then the
 /// fields two flag bytes select, optionally a duplicate key and loose
 /// whitespace.
+#[allow(clippy::too_many_lines)] // TODO(issue 11): split
 fn hook_payload(o: &mut Ops, session: &str) -> String {
     let name = o.pick(HOOKS);
     let lo = o.byte();

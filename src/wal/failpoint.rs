@@ -52,7 +52,7 @@ pub use crate::testkit::failpoint::Failpoints;
 /// The failpoint registry of a build without the test kit: nothing can be
 /// armed, every hit passes, and it takes no space.
 #[cfg(not(feature = "testkit"))]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Failpoints;
 
 #[cfg(not(feature = "testkit"))]

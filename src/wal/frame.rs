@@ -150,6 +150,14 @@ pub fn encode(out: &mut Vec<u8>, header: &FrameHeader, payload: &[u8]) {
     out.extend_from_slice(&head);
     out.extend_from_slice(payload);
     out.resize(start + encoded_len(payload.len()), 0);
+    // Paired with `decode`: the frame just written passes every check a
+    // reader will make (debug builds: it costs a second checksum).
+    debug_assert!(
+        decode(&out[start..], header.segment).is_ok_and(|f| f.header.lsn == header.lsn
+            && f.header.group_delta == header.group_delta
+            && f.payload == payload),
+        "an encoded frame decodes to what was encoded"
+    );
 }
 
 fn checksum(head_rest: &[u8], payload: &[u8]) -> u32 {

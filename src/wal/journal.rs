@@ -1,13 +1,13 @@
 //! The public face of the engine: open (with recovery), append, sync, read,
 //! close.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::failpoint::names;
 use crate::wal::frame::{self, SegmentId};
 use crate::wal::log::{LogState, SegmentMeta};
 use crate::wal::options::{Durability, Options, Record};
 use crate::wal::reader::Reader;
-use crate::wal::recovery::{Recovered, Recovery, RecoveryReport};
+use crate::wal::recovery::{Recovered, RecoveredSegment, Recovery, RecoveryReport};
 use crate::wal::segment::{self, SegmentHeader};
 use crate::wal::storage::DirLock;
 use crate::wal::ticket::{self, Ticket};
@@ -86,20 +86,7 @@ impl Journal {
             failpoints: options.failpoints(),
         }
         .run()?;
-        let mut metas: Vec<Arc<SegmentMeta>> = Vec::with_capacity(segments.len() + 1);
-        let mut active_capacity = 0;
-        for seg in segments {
-            active_capacity = seg.capacity;
-            metas.push(Arc::new(SegmentMeta {
-                id: seg.header.id,
-                first_lsn: seg.header.first_lsn,
-                path: seg.path,
-                file: seg.file,
-                end: AtomicU64::new(seg.end),
-                skips: seg.skips,
-                capacity: seg.capacity,
-            }));
-        }
+        let (mut metas, mut active_capacity) = segment_metas(segments);
         // A spare a previous process left for the segment after the last
         // one is adopted; any other spare is removed.
         let next_number = metas.last().map_or(0, |m| m.id.number + 1);
@@ -490,6 +477,26 @@ fn lock_dir(storage: &dyn crate::wal::storage::Storage, dir: &Path) -> Result<Bo
             Error::io("lock journal directory", &path, e)
         }
     })
+}
+
+/// The log's view of the recovered segments, oldest first, and the
+/// capacity of the last one (0 if there is none).
+fn segment_metas(segments: Vec<RecoveredSegment>) -> (Vec<Arc<SegmentMeta>>, u64) {
+    let mut metas: Vec<Arc<SegmentMeta>> = Vec::with_capacity(segments.len() + 1);
+    let mut active_capacity = 0;
+    for seg in segments {
+        active_capacity = seg.capacity;
+        metas.push(Arc::new(SegmentMeta {
+            id: seg.header.id,
+            first_lsn: seg.header.first_lsn,
+            path: seg.path,
+            file: seg.file,
+            end: AtomicU64::new(seg.end),
+            skips: seg.skips,
+            capacity: seg.capacity,
+        }));
+    }
+    (metas, active_capacity)
 }
 
 fn create_first_segment(dir: &Path, options: &Options, first_lsn: Lsn) -> Result<Arc<SegmentMeta>> {

@@ -13,6 +13,7 @@
 //! the test kit can re-export what they choose; nothing here is reachable
 //! from outside the crate except through those re-exports.
 
+pub mod error;
 pub mod failpoint;
 pub mod frame;
 pub mod journal;

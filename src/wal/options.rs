@@ -1,6 +1,6 @@
 //! Options of a journal, and the durability levels an append may ask for.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::failpoint::Failpoints;
 use crate::wal::frame;
 use crate::wal::recovery::RecoveryMode;

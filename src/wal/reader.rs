@@ -5,7 +5,7 @@
 //! read"). It reads only below each segment's published end, so it never
 //! sees a record the writer has not finished writing.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::frame;
 use crate::wal::log::{LogState, SegmentMeta};
 use crate::wal::segment;
@@ -77,69 +77,26 @@ impl Reader {
 
     fn read_next(&mut self) -> Result<Option<LogRecord>> {
         loop {
-            if self.current.is_none() {
-                let Some(meta) = self.segments.front().cloned() else {
-                    return Ok(None);
-                };
-                let mapped_end = meta.end.load(Ordering::Acquire);
-                let map = meta
-                    .file
-                    .map()
-                    .map_err(|e| Error::io("map segment for reading", &meta.path, e))?;
-                self.pos = segment::HEADER_LEN as u64;
-                self.expected = Some(meta.first_lsn);
-                self.current = Some((meta, map, mapped_end));
+            if self.current.is_none() && !self.enter_segment()? {
+                return Ok(None);
             }
-            let (meta, map, mapped_end) = self.current.as_mut().expect("set above");
-            let end = meta.end.load(Ordering::Acquire);
-            // Records written since the map was taken: a copy does not hold
-            // them, and a file that grew is longer than its map. Map again.
-            if self.pos < end
-                && ((map.is_copy() && self.pos >= *mapped_end) || end > map.len() as u64)
-            {
-                *map = meta
-                    .file
-                    .map()
-                    .map_err(|e| Error::io("map segment for reading", &meta.path, e))?;
-                *mapped_end = end;
-            }
-            let (meta, map) = (&*meta, &*map);
+            // One load of the end serves the whole step: the map covers it.
+            let end = self.remap_if_grown()?;
+            let (meta, map, _) = self.current.as_ref().expect("entered above");
+            let (meta, map) = (meta.clone(), map);
             if let Some(&(_, to)) = meta.skips.iter().find(|(from, _)| *from == self.pos) {
                 self.pos = to;
                 self.expected = None;
                 continue;
             }
             if self.pos >= end {
-                if self.segments.len() < 2 {
-                    take_new_segments(&self.log, &mut self.segments);
-                }
-                let more_segments = self.segments.len() > 1;
-                // Re-check the end: the writer publishes it before rotating.
-                if more_segments && self.pos >= meta.end.load(Ordering::Acquire) {
-                    self.segments.pop_front();
-                    self.current = None;
+                if self.next_segment(&meta) {
                     continue;
                 }
                 return Ok(None);
             }
             let bytes = map.get(self.pos as usize..end as usize).unwrap_or(&[]);
-            let f = frame::decode(bytes, meta.id).map_err(|e| Error::Corruption {
-                file: meta.path.clone(),
-                offset: self.pos,
-                reason: format!("on read: {e}"),
-            })?;
-            if let Some(expected) = self.expected {
-                if f.header.lsn != expected {
-                    return Err(Error::Corruption {
-                        file: meta.path.clone(),
-                        offset: self.pos,
-                        reason: format!(
-                            "on read: LSN {} where {expected} was expected",
-                            f.header.lsn
-                        ),
-                    });
-                }
-            }
+            let f = decode_at(&meta, bytes, self.pos, self.expected)?;
             let offset = self.pos;
             self.pos += f.total_len as u64;
             self.expected = Some(f.header.lsn + 1);
@@ -154,6 +111,83 @@ impl Reader {
                 payload: f.payload.to_vec(),
             }));
         }
+    }
+
+    /// Maps the first segment left to read and starts at its first record;
+    /// false if no segment is left.
+    fn enter_segment(&mut self) -> Result<bool> {
+        let Some(meta) = self.segments.front().cloned() else {
+            return Ok(false);
+        };
+        let mapped_end = meta.end.load(Ordering::Acquire);
+        let map = meta
+            .file
+            .map()
+            .map_err(|e| Error::io("map segment for reading", &meta.path, e))?;
+        self.pos = segment::HEADER_LEN as u64;
+        self.expected = Some(meta.first_lsn);
+        self.current = Some((meta, map, mapped_end));
+        Ok(true)
+    }
+
+    /// Records written since the map was taken: a copy does not hold them,
+    /// and a file that grew is longer than its map. Maps again. Returns
+    /// the segment's end as loaded for this check.
+    fn remap_if_grown(&mut self) -> Result<u64> {
+        let (meta, map, mapped_end) = self.current.as_mut().expect("entered");
+        let end = meta.end.load(Ordering::Acquire);
+        if self.pos < end && ((map.is_copy() && self.pos >= *mapped_end) || end > map.len() as u64)
+        {
+            *map = meta
+                .file
+                .map()
+                .map_err(|e| Error::io("map segment for reading", &meta.path, e))?;
+            *mapped_end = end;
+        }
+        Ok(end)
+    }
+
+    /// At the end of `meta`: moves on to the next segment if the writer
+    /// has rotated past it (true), or stays to wait for more (false).
+    fn next_segment(&mut self, meta: &SegmentMeta) -> bool {
+        if self.segments.len() < 2 {
+            take_new_segments(&self.log, &mut self.segments);
+        }
+        let more_segments = self.segments.len() > 1;
+        // Re-check the end: the writer publishes it before rotating.
+        if more_segments && self.pos >= meta.end.load(Ordering::Acquire) {
+            self.segments.pop_front();
+            self.current = None;
+            return true;
+        }
+        false
+    }
+}
+
+/// Decodes the record at `offset` of segment `meta` from `bytes`, which
+/// must carry LSN `expected` when that is known (it is not right after a
+/// skipped stretch).
+fn decode_at<'a>(
+    meta: &SegmentMeta,
+    bytes: &'a [u8],
+    offset: u64,
+    expected: Option<u64>,
+) -> Result<frame::Frame<'a>> {
+    let f = frame::decode(bytes, meta.id).map_err(|e| Error::Corruption {
+        file: meta.path.clone(),
+        offset,
+        reason: format!("on read: {e}"),
+    })?;
+    match expected {
+        Some(expected) if f.header.lsn != expected => Err(Error::Corruption {
+            file: meta.path.clone(),
+            offset,
+            reason: format!(
+                "on read: LSN {} where {expected} was expected",
+                f.header.lsn
+            ),
+        }),
+        _ => Ok(f),
     }
 }
 

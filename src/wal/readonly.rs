@@ -30,7 +30,7 @@
 //!   only in a checkpoint. A [`StoreSnapshot`] then reopens (checkpoint,
 //!   then the log after it), which is what `tracejournal tail` does.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::frame;
 use crate::wal::log::{LogState, SegmentMeta};
 use crate::wal::options::Options;
@@ -260,27 +260,8 @@ impl ReadOnlyJournal {
     /// [`Error::Corruption`] if a new segment does not start where the
     /// previous one ended.
     pub fn refresh(&self) -> Result<Vec<LogRecord>> {
-        let names = self
-            .storage
-            .list(&self.dir)
-            .map_err(|e| Error::io("list journal directory", &self.dir, e))?;
-        let mut numbers: Vec<u64> = names
-            .iter()
-            .filter_map(|n| segment::parse_file_name(n))
-            .collect();
-        numbers.sort_unstable();
-        // Forget segments a checkpoint removed (never the last one known).
-        loop {
-            let segments = self.log.segments();
-            match segments.first() {
-                Some(first)
-                    if segments.len() >= 2 && numbers.binary_search(&first.id.number).is_err() =>
-                {
-                    self.log.remove_first_segment(first.id.number);
-                }
-                _ => break,
-            }
-        }
+        let numbers = self.segment_numbers()?;
+        self.forget_removed(&numbers);
         let mut out = Vec::new();
         let mut budget = REFRESH_MAX_BYTES;
         let known = self.log.segments().last().cloned();
@@ -296,55 +277,7 @@ impl ReadOnlyJournal {
             .filter(|&n| previous.is_none_or(|p| n > p))
             .collect();
         for number in newer {
-            let path = self.dir.join(segment::file_name(number));
-            let expected = self.log.written_lsn();
-            if previous.is_some_and(|p| number != p + 1) {
-                return Err(self.fell_behind(expected, &path));
-            }
-            let file = match self.storage.open(&path, OpenMode::Read) {
-                Ok(file) => file,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::LsnOutOfRange {
-                        lsn: expected,
-                        first: expected,
-                        end: expected,
-                    })
-                }
-                Err(e) => return Err(Error::io("open segment", &path, e)),
-            };
-            let header = read_header(&*file, &path)?;
-            if header.id.number != number {
-                return Err(Error::Corruption {
-                    file: path,
-                    offset: 0,
-                    reason: format!(
-                        "header says segment {} but the file is named for {number}",
-                        header.id.number
-                    ),
-                });
-            }
-            if header.first_lsn != expected {
-                return Err(Error::Corruption {
-                    file: path,
-                    offset: 0,
-                    reason: format!(
-                        "segment starts at LSN {} but the previous one ended before LSN {expected}",
-                        header.first_lsn
-                    ),
-                });
-            }
-            let capacity = file
-                .len()
-                .map_err(|e| Error::io("stat segment", &path, e))?;
-            let meta = Arc::new(SegmentMeta {
-                id: header.id,
-                first_lsn: header.first_lsn,
-                path,
-                file: Arc::from(file),
-                end: AtomicU64::new(segment::HEADER_LEN as u64),
-                skips: Vec::new(),
-                capacity,
-            });
+            let meta = self.open_next_segment(number, previous)?;
             self.log.push_segment(meta.clone());
             previous = Some(number);
             self.extend(&meta, &mut out, &mut budget)?;
@@ -353,6 +286,87 @@ impl ReadOnlyJournal {
             }
         }
         Ok(out)
+    }
+
+    /// The numbers of the segments in the directory, ascending.
+    fn segment_numbers(&self) -> Result<Vec<u64>> {
+        let names = self
+            .storage
+            .list(&self.dir)
+            .map_err(|e| Error::io("list journal directory", &self.dir, e))?;
+        let mut numbers: Vec<u64> = names
+            .iter()
+            .filter_map(|n| segment::parse_file_name(n))
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
+    /// Forgets segments a checkpoint removed (never the last one known):
+    /// those not among `numbers`, the directory's.
+    fn forget_removed(&self, numbers: &[u64]) {
+        loop {
+            let segments = self.log.segments();
+            match segments.first() {
+                Some(first)
+                    if segments.len() >= 2 && numbers.binary_search(&first.id.number).is_err() =>
+                {
+                    self.log.remove_first_segment(first.id.number);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Opens segment `number`, which must follow segment `previous` (the
+    /// last known) and start at the next LSN, for reading.
+    fn open_next_segment(&self, number: u64, previous: Option<u64>) -> Result<Arc<SegmentMeta>> {
+        let path = self.dir.join(segment::file_name(number));
+        let expected = self.log.written_lsn();
+        if previous.is_some_and(|p| number != p + 1) {
+            return Err(self.fell_behind(expected, &path));
+        }
+        let file = match self.storage.open(&path, OpenMode::Read) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::LsnOutOfRange {
+                    lsn: expected,
+                    first: expected,
+                    end: expected,
+                })
+            }
+            Err(e) => return Err(Error::io("open segment", &path, e)),
+        };
+        let header = read_header(&*file, &path)?;
+        let reason = if header.id.number != number {
+            format!(
+                "header says segment {} but the file is named for {number}",
+                header.id.number
+            )
+        } else if header.first_lsn != expected {
+            format!(
+                "segment starts at LSN {} but the previous one ended before LSN {expected}",
+                header.first_lsn
+            )
+        } else {
+            let capacity = file
+                .len()
+                .map_err(|e| Error::io("stat segment", &path, e))?;
+            return Ok(Arc::new(SegmentMeta {
+                id: header.id,
+                first_lsn: header.first_lsn,
+                path,
+                file: Arc::from(file),
+                end: AtomicU64::new(segment::HEADER_LEN as u64),
+                skips: Vec::new(),
+                capacity,
+            }));
+        };
+        Err(Error::Corruption {
+            file: path,
+            offset: 0,
+            reason,
+        })
     }
 
     /// The error for a follower whose next record was removed unseen.

@@ -24,7 +24,7 @@
 //!   segment keeps its preallocated size), then synced.
 //! * An I/O error is returned as an I/O error, never taken for corruption.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::failpoint::{names, Failpoints};
 use crate::wal::frame::{self, DecodeError, SegmentId};
 use crate::wal::segment::{self, SegmentHeader};
@@ -184,28 +184,29 @@ struct Scan {
     last_nonzero: u64,
 }
 
+/// What [`Recovery::recover_segment`] decided about one segment.
+enum Step {
+    /// Recovery stops before this segment (a lenient mode stops at the
+    /// first damage): it and every later one are set aside.
+    StopBefore,
+    /// The header is unreadable and `SkipCorrupt` skips the file.
+    Unreadable,
+    /// The segment is kept; `stop` says recovery ends after it.
+    Recovered {
+        /// The segment as recovered.
+        seg: RecoveredSegment,
+        /// Whether recovery ends after it.
+        stop: bool,
+    },
+}
+
 impl Recovery<'_> {
     /// Runs recovery over the directory.
     pub fn run(&self) -> Result<Recovered> {
         let started = Instant::now();
         let mut report = RecoveryReport::default();
-        let names = self
-            .storage
-            .list(self.dir)
-            .map_err(|e| Error::io("list journal directory", self.dir, e))?;
-        self.sweep_temp_files(&names, &mut report)?;
-        let mut numbers: Vec<u64> = names
-            .iter()
-            .filter_map(|n| segment::parse_file_name(n))
-            .collect();
-        numbers.sort_unstable();
-        if !self.dry_run && !numbers.is_empty() {
-            self.storage
-                .sync_dir(self.dir)
-                .map_err(|e| Error::io("fsync journal directory", self.dir, e))?;
-        }
+        let (names, numbers) = self.list_segments(&mut report)?;
         let mut segments: Vec<RecoveredSegment> = Vec::new();
-        let mut expected_lsn: Option<u64> = None;
         let mut stop_after: Option<usize> = None;
         // Segments whose header cannot be read, skipped in `SkipCorrupt`
         // mode: set aside, so that a new segment of the same number never
@@ -213,73 +214,19 @@ impl Recovery<'_> {
         let mut unreadable: Vec<u64> = Vec::new();
         for (i, &number) in numbers.iter().enumerate() {
             let is_last = i + 1 == numbers.len();
-            let path = self.dir.join(segment::file_name(number));
-            if let Some(prev) = segments.last() {
-                if number != prev.header.id.number + 1 {
-                    let reason = format!(
-                        "segment {} is missing between {} and {number}",
-                        prev.header.id.number + 1,
-                        prev.header.id.number
-                    );
-                    if self.lenient_stop(&path, 0, reason, &mut report)? {
-                        stop_after = Some(i);
+            match self.recover_segment(number, is_last, segments.last(), &mut report)? {
+                Step::StopBefore => {
+                    stop_after = Some(i);
+                    break;
+                }
+                Step::Unreadable => unreadable.push(number),
+                Step::Recovered { seg, stop } => {
+                    segments.push(seg);
+                    if stop {
+                        stop_after = Some(i + 1);
                         break;
                     }
                 }
-            }
-            let (file, map) = self.open_segment(&path)?;
-            let header = match SegmentHeader::decode(&map) {
-                Ok(h) if h.id.number == number => h,
-                Ok(h) => Err(format!(
-                    "header says segment {} but the file is named for {number}",
-                    h.id.number
-                ))
-                .map_err(|r| self.corruption(&path, 0, r))?,
-                Err(reason) => {
-                    if self.lenient_stop(&path, 0, reason, &mut report)? {
-                        stop_after = Some(i);
-                        break;
-                    }
-                    unreadable.push(number);
-                    continue;
-                }
-            };
-            if let Some(exp) = expected_lsn {
-                if header.first_lsn != exp {
-                    let reason = format!(
-                        "segment starts at LSN {} but the previous one ended before LSN {exp}",
-                        header.first_lsn
-                    );
-                    if self.lenient_stop(&path, 0, reason, &mut report)? {
-                        stop_after = Some(i);
-                        break;
-                    }
-                }
-            }
-            let scan = scan_segment(&map, &header, self.mode == RecoveryMode::SkipCorrupt);
-            report.damage.extend(scan.skipped.iter().map(|d| Damage {
-                file: path.clone(),
-                ..d.clone()
-            }));
-            let capacity = map.len() as u64;
-            drop(map);
-            let mut seg = RecoveredSegment {
-                header,
-                path: path.clone(),
-                file,
-                end: scan.end,
-                capacity,
-                next_lsn: scan.next_lsn,
-                skips: scan.skips.clone(),
-            };
-            report.records += scan.records;
-            report.bytes += scan.bytes;
-            let stop = self.settle_ending(&mut seg, &scan, is_last, &mut report)?;
-            expected_lsn = Some(seg.next_lsn);
-            segments.push(seg);
-            if stop {
-                stop_after = Some(i + 1);
-                break;
             }
         }
         if let Some(first_dropped) = stop_after {
@@ -291,6 +238,98 @@ impl Recovery<'_> {
         report.next_lsn = segments.last().map_or(1, |s| s.next_lsn);
         report.elapsed = started.elapsed();
         Ok(Recovered { segments, report })
+    }
+
+    /// Lists the directory, sweeps stale temporary files, and returns the
+    /// names seen and the segment numbers in ascending order (the directory
+    /// is fsynced first unless this is a dry run, so the listing is
+    /// durable before anything is decided from it).
+    fn list_segments(&self, report: &mut RecoveryReport) -> Result<(Vec<String>, Vec<u64>)> {
+        let names = self
+            .storage
+            .list(self.dir)
+            .map_err(|e| Error::io("list journal directory", self.dir, e))?;
+        self.sweep_temp_files(&names, report)?;
+        let mut numbers: Vec<u64> = names
+            .iter()
+            .filter_map(|n| segment::parse_file_name(n))
+            .collect();
+        numbers.sort_unstable();
+        if !self.dry_run && !numbers.is_empty() {
+            self.storage
+                .sync_dir(self.dir)
+                .map_err(|e| Error::io("fsync journal directory", self.dir, e))?;
+        }
+        Ok((names, numbers))
+    }
+
+    /// Recovers segment `number`, which follows `prev` (the last segment
+    /// kept): checks it continues `prev` (number and first LSN), reads its
+    /// header, scans its records and settles its ending.
+    fn recover_segment(
+        &self,
+        number: u64,
+        is_last: bool,
+        prev: Option<&RecoveredSegment>,
+        report: &mut RecoveryReport,
+    ) -> Result<Step> {
+        let path = self.dir.join(segment::file_name(number));
+        if let Some(prev) = prev.filter(|p| number != p.header.id.number + 1) {
+            let reason = format!(
+                "segment {} is missing between {} and {number}",
+                prev.header.id.number + 1,
+                prev.header.id.number
+            );
+            if self.lenient_stop(&path, 0, reason, report)? {
+                return Ok(Step::StopBefore);
+            }
+        }
+        let (file, map) = self.open_segment(&path)?;
+        let header = match SegmentHeader::decode(&map) {
+            Ok(h) if h.id.number == number => h,
+            Ok(h) => Err(format!(
+                "header says segment {} but the file is named for {number}",
+                h.id.number
+            ))
+            .map_err(|r| self.corruption(&path, 0, r))?,
+            Err(reason) => {
+                let stop = self.lenient_stop(&path, 0, reason, report)?;
+                return Ok(if stop {
+                    Step::StopBefore
+                } else {
+                    Step::Unreadable
+                });
+            }
+        };
+        if let Some(exp) = prev.map(|p| p.next_lsn).filter(|&e| e != header.first_lsn) {
+            let reason = format!(
+                "segment starts at LSN {} but the previous one ended before LSN {exp}",
+                header.first_lsn
+            );
+            if self.lenient_stop(&path, 0, reason, report)? {
+                return Ok(Step::StopBefore);
+            }
+        }
+        let scan = scan_segment(&map, &header, self.mode == RecoveryMode::SkipCorrupt);
+        report.damage.extend(scan.skipped.iter().map(|d| Damage {
+            file: path.clone(),
+            ..d.clone()
+        }));
+        let capacity = map.len() as u64;
+        drop(map);
+        let mut seg = RecoveredSegment {
+            header,
+            path,
+            file,
+            end: scan.end,
+            capacity,
+            next_lsn: scan.next_lsn,
+            skips: scan.skips.clone(),
+        };
+        report.records += scan.records;
+        report.bytes += scan.bytes;
+        let stop = self.settle_ending(&mut seg, &scan, is_last, report)?;
+        Ok(Step::Recovered { seg, stop })
     }
 
     fn sweep_temp_files(&self, names: &[String], report: &mut RecoveryReport) -> Result<()> {
@@ -527,121 +566,169 @@ fn chunks(at: u64, len: u64) -> impl Iterator<Item = (u64, usize)> {
 
 /// Scans the records of one segment. Pure: reads `map`, changes nothing.
 fn scan_segment(map: &[u8], header: &SegmentHeader, skip_corrupt: bool) -> Scan {
-    let id = header.id;
-    let last_nonzero = last_nonzero(map).max(segment::HEADER_LEN as u64);
-    let mut pos = segment::HEADER_LEN;
-    let mut expected = header.first_lsn;
-    let mut scan = Scan {
-        end: pos as u64,
-        next_lsn: expected,
-        records: 0,
-        bytes: 0,
-        ending: Ending::Clean,
-        skipped: Vec::new(),
-        skips: Vec::new(),
-        last_nonzero,
-    };
-    // Start of an atomic batch whose closing record has not been seen yet.
-    let mut open_batch: Option<(usize, u64, u64)> = None;
+    let mut scanner = Scanner::new(map, header, skip_corrupt);
     loop {
-        let problem = match frame::decode(&map[pos..], id) {
-            Ok(f) if f.header.lsn == expected => {
-                if f.header.batch_continues() && open_batch.is_none() {
-                    open_batch = Some((pos, expected, scan.records));
-                }
-                pos += f.total_len;
-                expected += 1;
-                scan.records += 1;
-                scan.bytes += f.total_len as u64;
-                if !f.header.batch_continues() {
-                    open_batch = None;
-                    scan.end = pos as u64;
-                    scan.next_lsn = expected;
-                }
+        let problem = match frame::decode(&map[scanner.pos..], scanner.id) {
+            Ok(f) if f.header.lsn == scanner.expected => {
+                scanner.accept(f.header.batch_continues(), f.total_len);
                 continue;
             }
             Ok(f) => format!(
-                "record has LSN {} where LSN {expected} was expected",
-                f.header.lsn
+                "record has LSN {} where LSN {} was expected",
+                f.header.lsn, scanner.expected
             ),
             Err(DecodeError::Zeroed) | Err(DecodeError::ShortHeader)
-                if pos as u64 >= last_nonzero =>
+                if scanner.pos as u64 >= scanner.scan.last_nonzero =>
             {
                 break;
             }
             Err(e) => e.to_string(),
         };
-        // A bad record at `pos`. Is a valid record of a later commit group
-        // after it? (Valid records of the bad record's own group may come
-        // first: they prove nothing, a later group anywhere after it does.)
-        match find_later_group(map, pos + frame::ALIGN, id, expected) {
+        if !scanner.bad_record(problem) {
+            break;
+        }
+    }
+    scanner.finish()
+}
+
+/// The state of [`scan_segment`] walking one segment's records.
+struct Scanner<'a> {
+    map: &'a [u8],
+    id: SegmentId,
+    skip_corrupt: bool,
+    /// Offset of the next record.
+    pos: usize,
+    /// LSN the next record must carry.
+    expected: u64,
+    /// Start of an atomic batch whose closing record has not been seen
+    /// yet: its offset, first LSN and the record count before it.
+    open_batch: Option<(usize, u64, u64)>,
+    scan: Scan,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(map: &'a [u8], header: &SegmentHeader, skip_corrupt: bool) -> Scanner<'a> {
+        let pos = segment::HEADER_LEN;
+        Scanner {
+            map,
+            id: header.id,
+            skip_corrupt,
+            pos,
+            expected: header.first_lsn,
+            open_batch: None,
+            scan: Scan {
+                end: pos as u64,
+                next_lsn: header.first_lsn,
+                records: 0,
+                bytes: 0,
+                ending: Ending::Clean,
+                skipped: Vec::new(),
+                skips: Vec::new(),
+                last_nonzero: last_nonzero(map).max(segment::HEADER_LEN as u64),
+            },
+        }
+    }
+
+    /// Takes the valid record of `len` bytes at `pos`; the log ends after
+    /// it unless it continues an atomic batch.
+    fn accept(&mut self, batch_continues: bool, len: usize) {
+        if batch_continues && self.open_batch.is_none() {
+            self.open_batch = Some((self.pos, self.expected, self.scan.records));
+        }
+        self.pos += len;
+        self.expected += 1;
+        self.scan.records += 1;
+        self.scan.bytes += len as u64;
+        if !batch_continues {
+            self.open_batch = None;
+            self.scan.end = self.pos as u64;
+            self.scan.next_lsn = self.expected;
+        }
+    }
+
+    /// A bad record at `pos`: is a valid record of a later commit group
+    /// after it? (Valid records of the bad record's own group may come
+    /// first: they prove nothing, a later group anywhere after it does.)
+    /// Returns whether the scan goes on (`SkipCorrupt` skipped the damage).
+    fn bad_record(&mut self, problem: String) -> bool {
+        let pos = self.pos;
+        match find_later_group(self.map, pos + frame::ALIGN, self.id, self.expected) {
+            Some((at, f)) if self.skip_corrupt => {
+                self.skip_to(at, f.lsn, &problem);
+                true
+            }
             Some((at, f)) => {
-                if skip_corrupt {
-                    // Skip from the start of any unclosed batch (it can
-                    // never be whole) to the next valid record.
-                    let from = match open_batch.take() {
-                        Some((batch_pos, _, records_before)) => {
-                            scan.records = records_before;
-                            scan.bytes -= (pos - batch_pos) as u64;
-                            batch_pos
-                        }
-                        None => pos,
-                    };
-                    scan.skipped.push(Damage {
-                        file: PathBuf::new(),
-                        offset: from as u64,
-                        reason: format!(
-                            "{problem}; skipped {} bytes to the next valid record (LSN {})",
-                            at - from,
-                            f.lsn
-                        ),
-                    });
-                    scan.skips.push((from as u64, at as u64));
-                    pos = at;
-                    expected = f.lsn;
-                    continue;
-                }
-                scan.ending = Ending::Corrupt {
+                self.scan.ending = Ending::Corrupt {
                     at: pos as u64,
                     reason: format!(
                         "{problem}, and a valid record from a later commit group (LSN {}) follows at offset {at}",
                         f.lsn
                     ),
                 };
-                break;
+                false
             }
             None => {
-                scan.ending = Ending::Torn {
+                self.scan.ending = Ending::Torn {
                     at: pos as u64,
                     reason: problem,
                     intact: 0,
                 };
-                break;
+                false
             }
         }
     }
-    if let Some((batch_pos, _, records_before)) = open_batch {
-        // An atomic batch without its closing record: never acknowledged.
-        let at = batch_pos as u64;
-        scan.records = records_before;
-        scan.bytes -= pos as u64 - at;
-        let reason = "atomic batch without its closing record".to_string();
-        scan.ending = match scan.ending {
-            Ending::Corrupt { at: c, reason: r } => Ending::Corrupt {
-                at: c.min(at),
-                reason: r,
-            },
-            _ => Ending::Torn {
-                at,
-                reason,
-                intact: 0,
-            },
+
+    /// Skips from the start of any unclosed batch (it can never be whole)
+    /// to the next valid record, at `at` with LSN `lsn`.
+    fn skip_to(&mut self, at: usize, lsn: u64, problem: &str) {
+        let from = match self.open_batch.take() {
+            Some((batch_pos, _, records_before)) => {
+                self.scan.records = records_before;
+                self.scan.bytes -= (self.pos - batch_pos) as u64;
+                batch_pos
+            }
+            None => self.pos,
         };
+        self.scan.skipped.push(Damage {
+            file: PathBuf::new(),
+            offset: from as u64,
+            reason: format!(
+                "{problem}; skipped {} bytes to the next valid record (LSN {lsn})",
+                at - from
+            ),
+        });
+        self.scan.skips.push((from as u64, at as u64));
+        self.pos = at;
+        self.expected = lsn;
     }
-    if let Ending::Torn { at, intact, .. } = &mut scan.ending {
-        *intact = count_intact(map, *at as usize, last_nonzero as usize, id);
+
+    /// Ends the scan: an atomic batch without its closing record was never
+    /// acknowledged and is cut; a torn ending counts the intact records
+    /// after it.
+    fn finish(mut self) -> Scan {
+        if let Some((batch_pos, _, records_before)) = self.open_batch {
+            let at = batch_pos as u64;
+            self.scan.records = records_before;
+            self.scan.bytes -= self.pos as u64 - at;
+            let reason = "atomic batch without its closing record".to_string();
+            self.scan.ending = match self.scan.ending {
+                Ending::Corrupt { at: c, reason: r } => Ending::Corrupt {
+                    at: c.min(at),
+                    reason: r,
+                },
+                _ => Ending::Torn {
+                    at,
+                    reason,
+                    intact: 0,
+                },
+            };
+        }
+        let last_nonzero = self.scan.last_nonzero as usize;
+        if let Ending::Torn { at, intact, .. } = &mut self.scan.ending {
+            *intact = count_intact(self.map, *at as usize, last_nonzero, self.id);
+        }
+        self.scan
     }
-    scan
 }
 
 /// The first aligned offset at or after `from` holding a valid record of

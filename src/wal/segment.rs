@@ -86,12 +86,15 @@ impl SegmentHeader {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
         b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        b[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        let header_len = u16::try_from(HEADER_LEN).expect("the header length fits its u16 field");
+        b[10..12].copy_from_slice(&header_len.to_le_bytes());
         b[12..16].copy_from_slice(&self.id.salt.to_le_bytes());
         b[16..24].copy_from_slice(&self.id.number.to_le_bytes());
         b[24..32].copy_from_slice(&self.first_lsn.to_le_bytes());
         let crc = crc32fast::hash(&b[0..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
+        // Paired with `decode`: what is written must read back as written.
+        debug_assert_eq!(SegmentHeader::decode(&b).as_ref(), Ok(self));
         b
     }
 
@@ -220,26 +223,8 @@ pub struct Spare {
     file: Box<dyn StorageFile>,
 }
 
-impl Spare {
-    /// The segment number it is for.
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-
-    /// Its size in bytes (the size of the segment it becomes).
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
-
 /// A segment the writer may append to.
 pub struct OpenSegment {
-    /// Its header.
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
-    // unused by the engine: tests use it, or phase 2 removes it
-    pub header: SegmentHeader,
     /// Its path.
     pub path: PathBuf,
     /// The open file.
@@ -348,7 +333,6 @@ pub fn install(
     failpoints.hit(names::SEGMENT_AFTER_RENAME)?;
     storage.sync_dir(dir)?;
     Ok(OpenSegment {
-        header,
         path,
         file: Arc::from(spare.file),
         capacity,

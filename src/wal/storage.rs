@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Deref;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// How to open a file.
@@ -220,10 +220,4 @@ impl Storage for FsStorage {
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
     }
-}
-
-/// Joins a directory and a file name (a helper so call sites stay short).
-#[cfg_attr(not(feature = "testkit"), allow(dead_code))] // unused by the engine: tests use it, or phase 2 removes it
-pub fn join(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }

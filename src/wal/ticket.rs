@@ -1,6 +1,6 @@
 //! Tickets: how the writer hands each appender its own result.
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::Lsn;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! but never append, sync or remove: a raw append past the owner would
 //! give it an LSN it never hears of.
 
-use crate::error::Result;
+use crate::wal::error::Result;
 use crate::wal::journal::Journal;
 use crate::wal::reader::Reader;
 use crate::wal::Lsn;

@@ -20,7 +20,7 @@
 //! every later request fails until the journal is reopened (recovery then
 //! decides from the bytes on disk what survived).
 
-use crate::error::{Error, Result};
+use crate::wal::error::{Error, Result};
 use crate::wal::failpoint::{names, Failpoints};
 use crate::wal::frame::{self, FrameHeader, SegmentId};
 use crate::wal::log::{LogState, SegmentMeta};
@@ -325,11 +325,20 @@ impl Writer {
         let first = self.next_lsn;
         let last_index = records.len() - 1;
         for (i, record) in records.iter().enumerate() {
+            // A group's LSNs are dense: `group_delta` counts back to its
+            // first record, and recovery relies on it.
+            assert_eq!(
+                self.next_lsn,
+                self.group.first_lsn + self.group.records as u64,
+                "the LSNs of a commit group are dense"
+            );
             let header = FrameHeader {
-                len: record.payload.len() as u32,
+                len: u32::try_from(record.payload.len())
+                    .expect("record size checked against max_record_size (below u32::MAX)"),
                 lsn: self.next_lsn,
                 segment: self.active.meta.id,
-                group_delta: (self.next_lsn - self.group.first_lsn) as u16,
+                group_delta: u16::try_from(self.next_lsn - self.group.first_lsn)
+                    .expect("a group is closed before it exceeds u16::MAX + 1 records"),
                 kind: record.kind,
                 flags: if i < last_index {
                     frame::FLAG_BATCH_CONTINUES

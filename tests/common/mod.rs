@@ -260,7 +260,10 @@ impl Env {
     }
 
     /// Opens the journal in `mode`.
-    pub fn open(&self, mode: RecoveryMode) -> tracejournal::Result<(Journal, RecoveryReport)> {
+    pub fn open(
+        &self,
+        mode: RecoveryMode,
+    ) -> Result<(Journal, RecoveryReport), tracejournal::JournalError> {
         Journal::open(&self.dir, self.options(mode))
     }
 

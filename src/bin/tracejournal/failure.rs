@@ -28,6 +28,12 @@ impl From<tracejournal::Error> for Failure {
     }
 }
 
+impl From<tracejournal::JournalError> for Failure {
+    fn from(e: tracejournal::JournalError) -> Failure {
+        Failure::Message(e.to_string())
+    }
+}
+
 impl From<io::Error> for Failure {
     /// Only for errors writing to stdout.
     fn from(e: io::Error) -> Failure {

@@ -52,17 +52,18 @@ fn reject_line(line: u64, message: &str) {
 /// or `None` for an error that is not the line's fault.
 fn line_error(e: &tracejournal::Error) -> Option<String> {
     use tracejournal::Error as E;
+    use tracejournal::JournalError as J;
     match e {
         E::InvalidEvent { reason, .. } => Some(reason.clone()),
         E::UnknownSession(id) => Some(format!(
             "a crash marker for {}, which is not a session in this store",
             quoted(id)
         )),
-        E::RecordTooLarge { len, max, .. } => Some(format!(
+        E::Journal(J::RecordTooLarge { len, max, .. }) => Some(format!(
             "the event is {len} bytes once encoded, larger than the maximum record size of {max} bytes"
         )),
-        E::InvalidRecord { reason, .. } => Some(reason.clone()),
-        E::Busy { .. } => Some(e.to_string()),
+        E::Journal(J::InvalidRecord { reason, .. }) => Some(reason.clone()),
+        E::Journal(J::Busy { .. }) => Some(e.to_string()),
         _ => None,
     }
 }

@@ -113,9 +113,9 @@ pub(crate) fn append(
     }
 }
 
-fn submit_error(line: u64, e: &tracejournal::Error) -> String {
+fn submit_error(line: u64, e: &tracejournal::JournalError) -> String {
     match e {
-        tracejournal::Error::RecordTooLarge { len, max, .. } => format!(
+        tracejournal::JournalError::RecordTooLarge { len, max, .. } => format!(
             "line {line} is {len} bytes, larger than the maximum record size of {max} bytes"
         ),
         other => format!("line {line}: {other}"),

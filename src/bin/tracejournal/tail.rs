@@ -141,7 +141,10 @@ fn print_new(
                     std::thread::sleep(TAIL_POLL);
                 }
             }
-            Err(tracejournal::Error::LsnOutOfRange { lsn, .. }) => {
+            Err(tracejournal::Error::Journal(tracejournal::JournalError::LsnOutOfRange {
+                lsn,
+                ..
+            })) => {
                 let (fresh, _) = StoreSnapshot::open(dir, &StoreOptions::default())?;
                 let _ = writeln!(
                     io::stderr(),

@@ -265,6 +265,7 @@ type Invalid = String;
 
 /// Reads and verifies the checkpoint at `path`, whose name says `lsn`.
 /// `Ok(Err(why))` is an invalid file; `Err` is an I/O error.
+#[allow(clippy::too_many_lines)] // TODO(issue 11): split
 fn load_one(
     storage: &dyn Storage,
     path: &Path,

@@ -467,6 +467,7 @@ impl Session {
         changed
     }
 
+    #[allow(clippy::too_many_lines)] // TODO(issue 11): split
     fn apply_body_inner(&mut self, time: u64, body: &Body) -> bool {
         match body {
             Body::SessionStart { metadata, resume } => {
@@ -706,6 +707,7 @@ impl Session {
         }
     }
 
+    #[allow(clippy::too_many_lines)] // TODO(issue 11): split
     fn apply_hook(&mut self, time: u64, name: &str, payload: &JsonText) {
         let obj = match payload.parse() {
             Ok(Value::Object(obj)) => obj,

@@ -344,6 +344,7 @@ fn from_body(body: CkptSessions) -> Sessions {
     }
 }
 
+#[allow(clippy::too_many_lines)] // TODO(issue 11): split
 fn session_to(s: &Session) -> CkptSession {
     let Session {
         id,
@@ -459,6 +460,7 @@ fn session_to(s: &Session) -> CkptSession {
     }
 }
 
+#[allow(clippy::too_many_lines)] // TODO(issue 11): split
 fn session_from(s: CkptSession) -> Session {
     let CkptSession {
         id,
