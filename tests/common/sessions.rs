@@ -2,10 +2,10 @@
 //! `store_api.rs`): store options, event builders, and readers of trace
 //! files and directory listings.
 
+pub use super::child::KillOnDrop;
 use super::{options_with, MemStorage};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 use tracejournal::event::{hook_event, Body, EndStatus, Event, JsonText};
@@ -64,16 +64,6 @@ pub struct ReleaseOnDrop(pub Failpoints);
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
         self.0.release_all();
-    }
-}
-
-/// Kills the child if the parent panics (no orphan process left behind).
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
