@@ -17,9 +17,8 @@ use common::sessions::{
 };
 use common::{mem_dir, MemStorage, Rng};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, Metadata};

@@ -16,9 +16,8 @@ use common::sessions::{
 use common::{mem_dir, MemStorage, Rng};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, JsonText, Metadata, Tokens};

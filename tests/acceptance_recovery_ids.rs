@@ -16,7 +16,6 @@ use common::sessions::{hook_for, session_start, typed, ReleaseOnDrop};
 use common::{MemStorage, Rng};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -480,6 +479,7 @@ fn s10_sigkilled_process_orphans_are_crashed() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = KillOnDrop::spawn(
         rerun("s10_child_process_helper")
+            .arg("--test-threads=1")
             .env(CHILD_DIR_ENV, dir.path())
             .stdin(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null()),

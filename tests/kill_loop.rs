@@ -101,12 +101,10 @@
 //! lands is real time, so a replay retraces the same plans, not
 //! necessarily the same interleaving.
 
-#[path = "common/schema.rs"]
-mod schema;
-
 mod common;
 
 use common::child::{rerun, KillOnDrop};
+use common::schema;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -1008,6 +1006,7 @@ fn run_cycle(dir: &Path, seed: u64, cycle: u64, model: &mut Model, stats: &mut S
     let spawned = Instant::now();
     let mut child = KillOnDrop::spawn(
         rerun(TEST_NAME)
+            .arg("--test-threads=1")
             .env(ENV_DIR, dir)
             .env(ENV_SEED, child_seed.to_string())
             .env(ENV_CYCLE, cycle.to_string())

@@ -8,11 +8,10 @@ use common::child::{lines_marked, rerun, KillOnDrop};
 use common::fs_options;
 use common::sessions::{hook_for, manual_options};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 use tracejournal::event::{Entry, ENTRY_KIND};
 use tracejournal::model::Status;
@@ -384,6 +383,7 @@ fn read_commands_and_tail_work_beside_a_writer_in_another_process() {
     let dir = tmp.path().join("store");
     let mut child = KillOnDrop::spawn(
         rerun("read_commands_and_tail_work_beside_a_writer_in_another_process")
+            .arg("--test-threads=1")
             .env(ENV_CHILD_DIR, &dir)
             .stdin(Stdio::piped()),
     );

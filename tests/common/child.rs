@@ -10,14 +10,19 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 
-/// This test binary, set to run only `test` (`--exact`, `--nocapture`, one
-/// test thread), with stdout piped, stderr inherited and stdin closed (ask
-/// for `Stdio::piped()` on the returned command to talk to the child).
+/// This test binary, set to run only `test` (`--exact`, `--nocapture`),
+/// with stdout piped, stderr inherited and stdin closed (ask for
+/// `Stdio::piped()` on the returned command to talk to the child).
+///
+/// Without `--test-threads=1` libtest prints its `test <name> ... ` line
+/// only when the test ends, so each line the child prints stands alone; a
+/// caller that adds `--test-threads=1` must look for its lines with a mark
+/// ([`lines_marked`]).
 pub fn rerun(test: &str) -> Command {
     let exe = std::env::current_exe().expect("the path of this test binary");
     let mut command = Command::new(exe);
     command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args(["--exact", test, "--nocapture"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -2,7 +2,6 @@
 //! `store_api.rs`): store options, event builders, and readers of trace
 //! files and directory listings.
 
-pub use super::child::KillOnDrop;
 use super::{options_with, MemStorage};
 use serde_json::Value;
 use std::path::Path;
