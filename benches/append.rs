@@ -28,6 +28,8 @@
 //! `TRACEJOURNAL_BENCH_SCALE=0.1 cargo bench --bench append`. The scale
 //! multiplies every warm-up and measuring time.
 
+mod common;
+
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -66,31 +68,14 @@ const AIM_SYNC_OVERHEAD: f64 = 1.2;
 const AIM_PIPELINE_RATE: f64 = 1_000_000.0;
 
 fn main() {
-    let scale = scale_from_env();
+    let scale = common::scale_from_env();
     let mut bench = Bench::new(scale);
     let rows = bench.run_all();
     let report = render(&bench, &rows);
     print!("{report}");
-    let out = target_dir().join("bench-append.md");
+    let out = common::target_dir().join("bench-append.md");
     std::fs::write(&out, &report).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
     eprintln!("wrote {}", out.display());
-}
-
-/// `TRACEJOURNAL_BENCH_SCALE`, a positive float (default 1.0).
-fn scale_from_env() -> f64 {
-    match std::env::var("TRACEJOURNAL_BENCH_SCALE") {
-        Err(_) => 1.0,
-        Ok(s) => match s.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => v,
-            _ => panic!("TRACEJOURNAL_BENCH_SCALE must be a positive number, got {s:?}"),
-        },
-    }
-}
-
-/// Cargo's target directory (the parent of the target tmp dir).
-fn target_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).to_path_buf()
 }
 
 /// How long one configuration warms up and measures.
@@ -125,12 +110,7 @@ impl Sample {
 
     /// The `q` quantile (0..=1) of the latencies, if any were recorded.
     fn percentile(&self, q: f64) -> Option<Duration> {
-        let n = self.latencies.len();
-        if n == 0 {
-            return None;
-        }
-        let rank = ((n as f64 * q).ceil() as usize).clamp(1, n);
-        Some(Duration::from_nanos(self.latencies[rank - 1]))
+        common::percentile(&self.latencies, q)
     }
 }
 

@@ -56,6 +56,8 @@
 //! scale multiplies the number of tool spans (the texts stay 5,000
 //! characters).
 
+mod common;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -68,6 +70,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 use tracejournal::event::{hook_event, Body, EndStatus, Event, JsonText, Metadata};
 use tracejournal::model::Status;
+use tracejournal::testkit::rng::SplitMix64;
 use tracejournal::trace as render;
 use tracejournal::Durability;
 use tracejournal::{Store, StoreOptions};
@@ -94,30 +97,13 @@ const DEBOUNCE_SHORT: Duration = Duration::from_millis(20);
 const MB: f64 = 1e6;
 
 fn main() {
-    let scale = scale_from_env();
+    let scale = common::scale_from_env();
     let mut bench = Bench::new(scale);
     let report = bench.run_all();
     print!("{report}");
-    let out = target_dir().join("bench-sessions.md");
+    let out = common::target_dir().join("bench-sessions.md");
     std::fs::write(&out, &report).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
     eprintln!("wrote {}", out.display());
-}
-
-/// `TRACEJOURNAL_BENCH_SCALE`, a positive float (default 1.0).
-fn scale_from_env() -> f64 {
-    match std::env::var("TRACEJOURNAL_BENCH_SCALE") {
-        Err(_) => 1.0,
-        Ok(s) => match s.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => v,
-            _ => panic!("TRACEJOURNAL_BENCH_SCALE must be a positive number, got {s:?}"),
-        },
-    }
-}
-
-/// Cargo's target directory (the parent of the target tmp dir).
-fn target_dir() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).to_path_buf()
 }
 
 /// How the session's events are shaped.
@@ -138,64 +124,10 @@ impl Form {
     }
 }
 
-/// A deterministic xorshift generator for the span texts.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Exactly `chars` ASCII characters of code-like words, in lines of
-    /// about 72 characters (so the JSON holds `\n` escapes, like real tool
-    /// output).
-    fn text(&mut self, chars: usize) -> String {
-        const WORDS: [&str; 16] = [
-            "fn",
-            "let",
-            "value",
-            "result",
-            "error",
-            "path",
-            "src/lib.rs",
-            "=>",
-            "{",
-            "}",
-            "match",
-            "Ok(())",
-            "self",
-            "return",
-            "tests",
-            "//",
-        ];
-        let mut s = String::with_capacity(chars + 16);
-        let mut line = 0;
-        while s.len() < chars {
-            let word = WORDS[(self.next() % WORDS.len() as u64) as usize];
-            s.push_str(word);
-            line += word.len();
-            if line >= 72 {
-                s.push('\n');
-                line = 0;
-            } else {
-                s.push(' ');
-                line += 1;
-            }
-        }
-        s.truncate(chars);
-        s
-    }
-}
-
 /// The yardstick session with `spans` tool spans, as events in `form`
 /// (start first, end last).
 fn session_events(spans: usize, form: Form) -> Vec<Event> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = SplitMix64::new(common::TEXT_SEED);
     let mut events = Vec::with_capacity(2 * spans + 2);
     match form {
         Form::ToolCall => events.push(Event {
@@ -221,8 +153,8 @@ fn session_events(spans: usize, form: Form) -> Vec<Event> {
     }
     for i in 0..spans {
         let call_id = format!("toolu_{i:06}");
-        let input = json!({ "command": rng.text(TEXT_CHARS) });
-        let output = Value::String(rng.text(TEXT_CHARS));
+        let input = json!({ "command": common::code_text(&mut rng, TEXT_CHARS) });
+        let output = Value::String(common::code_text(&mut rng, TEXT_CHARS));
         match form {
             Form::ToolCall => events.push(Event {
                 session: SESSION.into(),

@@ -15,12 +15,13 @@
 
 mod common;
 
-use common::sessions::{sim_options, tool, KillOnDrop};
+use common::child::{rerun, KillOnDrop};
+use common::sessions::{sim_options, tool};
 use common::{options_with, placements, read_all, Placement, Rng};
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tracejournal::testkit::failpoint::{names, Action};
@@ -721,19 +722,10 @@ fn s21_a_second_process_gets_a_clear_error_not_a_corrupted_log() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = KillOnDrop(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "s21_a_second_process_gets_a_clear_error_not_a_corrupted_log",
-                "--nocapture",
-            ])
+    let mut child = KillOnDrop::spawn(
+        rerun("s21_a_second_process_gets_a_clear_error_not_a_corrupted_log")
             .env(CHILD_DIR, dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+            .stdin(Stdio::piped()),
     );
     let mut out = BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();

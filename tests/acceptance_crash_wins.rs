@@ -10,15 +10,15 @@
 
 mod common;
 
+use common::child::{rerun, KillOnDrop};
 use common::sessions::{
     event, file_tool_ids, fs_names, manual_options, mem_options, parse, read_fs, state_tool_ids,
-    temps_in, tool, KillOnDrop, ReleaseOnDrop, DEBOUNCE_MS,
+    temps_in, tool, ReleaseOnDrop, DEBOUNCE_MS,
 };
 use common::{mem_dir, MemStorage, Rng};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, Metadata};
@@ -779,29 +779,12 @@ fn s09_crash_survives_sigkill() {
         s09_child(Path::new(&dir));
         return;
     }
-    let exe = std::env::current_exe().unwrap();
     for cycle in 0..4 {
         let dir = tempfile::tempdir().unwrap();
         let wait_for = if cycle % 2 == 0 { "MARKED" } else { "LATE" };
-        let mut child = KillOnDrop(
-            Command::new(&exe)
-                .args(["--exact", "s09_crash_survives_sigkill", "--nocapture"])
-                .env(S9_CHILD_DIR, dir.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
-        );
-        let stdout = child.0.stdout.take().unwrap();
-        let (tx, rx) = crossbeam_channel::unbounded::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut child =
+            KillOnDrop::spawn(rerun("s09_crash_survives_sigkill").env(S9_CHILD_DIR, dir.path()));
+        let rx = child.lines();
         loop {
             let line = rx
                 .recv_timeout(WAIT)
@@ -810,8 +793,7 @@ fn s09_crash_survives_sigkill() {
                 break;
             }
         }
-        child.0.kill().unwrap(); // SIGKILL
-        child.0.wait().unwrap();
+        child.sigkill();
         drop(child);
 
         let (mut options, _clock) = manual_options();

@@ -8,16 +8,16 @@
 
 mod common;
 
+use common::child::{rerun, KillOnDrop};
 use common::sessions::{
     event, file_tool_ids, fs_names, manual_options, mem_options, parse, read_fs, state_tool_ids,
-    temps_in, tool, KillOnDrop, ReleaseOnDrop, DEBOUNCE_MS,
+    temps_in, tool, ReleaseOnDrop, DEBOUNCE_MS,
 };
 use common::{mem_dir, MemStorage, Rng};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tracejournal::event::{hook_event, Body, EndStatus, Entry, Event, JsonText, Metadata, Tokens};
@@ -441,32 +441,17 @@ fn s03_acked_events_survive_sigkill() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = Rng::new(0x5309);
     // Every event ever acked: call id -> LSN.
     let mut all: BTreeMap<String, u64> = BTreeMap::new();
     for cycle in 0..cycles {
         let kill_after = 1 + rng.below(300) as usize;
-        let mut child = KillOnDrop(
-            Command::new(&exe)
-                .args(["--exact", "s03_acked_events_survive_sigkill", "--nocapture"])
+        let mut child = KillOnDrop::spawn(
+            rerun("s03_acked_events_survive_sigkill")
                 .env(CHILD_DIR, dir.path())
-                .env(CHILD_CYCLE, cycle.to_string())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
+                .env(CHILD_CYCLE, cycle.to_string()),
         );
-        let stdout = child.0.stdout.take().unwrap();
-        let (tx, rx) = crossbeam_channel::unbounded::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = child.lines();
         let mut acks = 0;
         let record = |line: &str, all: &mut BTreeMap<String, u64>| -> bool {
             let Some(rest) = line.strip_prefix("ACK ") else {
@@ -484,13 +469,11 @@ fn s03_acked_events_survive_sigkill() {
                 acks += 1;
             }
         }
-        child.0.kill().unwrap(); // SIGKILL
-        child.0.wait().unwrap();
+        child.sigkill();
         // Acks the child printed before it died are acks too.
         for line in rx.iter() {
             record(&line, &mut all);
         }
-        reader.join().unwrap();
         drop(child);
 
         let (store, _) = Store::open(dir.path(), StoreOptions::default()).unwrap();

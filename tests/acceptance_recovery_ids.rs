@@ -11,11 +11,11 @@
 
 mod common;
 
+use common::child::{rerun, KillOnDrop};
 use common::sessions::{hook_for, session_start, typed, ReleaseOnDrop};
 use common::{MemStorage, Rng};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -477,33 +477,25 @@ fn s10_child_process_helper() {
 #[test]
 fn s10_sigkilled_process_orphans_are_crashed() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut child = std::process::Command::new(exe)
-        .args(["--exact", "s10_child_process_helper", "--nocapture"])
-        .arg("--test-threads=1")
-        .env(CHILD_DIR_ENV, dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Read the child's output on a thread, so that a child that never gets
-    // ready fails this test (after a generous bound) instead of hanging it.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.contains(READY) {
-                let _ = tx.send(());
-                break;
-            }
+    let mut child = KillOnDrop::spawn(
+        rerun("s10_child_process_helper")
+            .arg("--test-threads=1")
+            .env(CHILD_DIR_ENV, dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null()),
+    );
+    // A child that never gets ready fails this test (after a generous
+    // bound) instead of hanging it.
+    let lines = child.lines();
+    let ready = loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line.contains(READY) => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
         }
-    });
-    let ready = rx.recv_timeout(Duration::from_secs(120)).is_ok();
-    child.kill().unwrap(); // SIGKILL
+    };
+    let status = child.sigkill();
     assert!(ready, "the child process never got ready");
-    let status = child.wait().unwrap();
     assert!(!status.success());
 
     let t1 = T0 + 86_400_000;

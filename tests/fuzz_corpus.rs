@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use tracejournal::testkit::fuzzing;
+use tracejournal::testkit::rng::SplitMix64;
 use tracejournal::{Durability, Journal, Options, Record};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -27,13 +28,8 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 /// Deterministic mutations: bit flips, truncations and splices.
 fn mutations(seed: &[u8], count: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.len() as u64;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = SplitMix64::new(0x9E37_79B9_7F4A_7C15 ^ seed.len() as u64);
+    let mut next = || rng.next_u64();
     for _ in 0..count {
         let mut m = seed.to_vec();
         if m.is_empty() {
@@ -381,13 +377,10 @@ fn generate_session_seeds() {
     // Bytes with no plan: every byte string is a program. (Without byte
     // 15 mod 16, the flood and gap operation, so that its mutations stay
     // cheap.)
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = SplitMix64::new(0x2545_f491_4f6c_dd1d);
     let noise: Vec<u8> = (0..96)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let b = x as u8;
+            let b = rng.next_u64() as u8;
             if b % 16 == 15 {
                 b - 1
             } else {

@@ -101,15 +101,15 @@
 //! lands is real time, so a replay retraces the same plans, not
 //! necessarily the same interleaving.
 
-#[path = "common/schema.rs"]
-mod schema;
+mod common;
 
+use common::child::{rerun, KillOnDrop};
+use common::schema;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,6 +119,7 @@ use tracejournal::layout::{CHECKPOINTS_DIR, TRACES_DIR};
 use tracejournal::model::{Status, ORPHANED_REASON};
 use tracejournal::testkit::failpoint::points;
 use tracejournal::testkit::failpoint::{names, Action, Failpoints};
+use tracejournal::testkit::rng::SplitMix64;
 use tracejournal::{Lsn, Options};
 use tracejournal::{OrphanPolicy, Store, StoreOptions};
 
@@ -172,25 +173,22 @@ const FALLBACK_TIME: Duration = Duration::from_secs(4);
 // Shared helpers
 // ---------------------------------------------------------------------------
 
-/// SplitMix64: a small seeded generator.
+/// The test kit's seeded generator (SplitMix64), seeded as this test
+/// always seeded it, so a reported seed replays the same run.
 #[derive(Clone, Debug)]
-struct Rng(u64);
+struct Rng(SplitMix64);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x2545_f491_4f6c_dd1d)
+        Rng(SplitMix64::new(seed ^ 0x2545_f491_4f6c_dd1d))
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
+        self.0.below(n)
     }
 
     fn index(&mut self, len: usize) -> usize {
@@ -652,16 +650,6 @@ fn run_child(dir: &Path) {
 // The parent
 // ---------------------------------------------------------------------------
 
-/// Kills the child if the parent panics (no orphan process left behind).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// When a cycle's child is killed.
 #[derive(Clone, Debug)]
 enum Plan {
@@ -1015,20 +1003,14 @@ fn run_cycle(dir: &Path, seed: u64, cycle: u64, model: &mut Model, stats: &mut S
     let child_seed = rng.next_u64();
     let plan = Plan::draw(&mut rng);
     *stats.plans.entry(plan.name()).or_default() += 1;
-    let exe = std::env::current_exe().unwrap();
     let spawned = Instant::now();
-    let mut child = KillOnDrop(
-        Command::new(exe)
-            .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+    let mut child = KillOnDrop::spawn(
+        rerun(TEST_NAME)
+            .arg("--test-threads=1")
             .env(ENV_DIR, dir)
             .env(ENV_SEED, child_seed.to_string())
             .env(ENV_CYCLE, cycle.to_string())
-            .env(ENV_PARK, plan.park_point())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+            .env(ENV_PARK, plan.park_point()),
     );
     let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel::<String>();

@@ -4,14 +4,14 @@
 
 mod common;
 
+use common::child::{lines_marked, rerun, KillOnDrop};
 use common::fs_options;
-use common::sessions::{hook_for, manual_options, KillOnDrop};
+use common::sessions::{hook_for, manual_options};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 use tracejournal::event::{Entry, ENTRY_KIND};
 use tracejournal::model::Status;
@@ -368,25 +368,6 @@ fn child_writer(dir: &Path) {
     say("closed".into());
 }
 
-/// Lines of `stream` that carry `mark`, sent to a channel as they come.
-fn lines_of(
-    stream: impl std::io::Read + Send + 'static,
-    mark: &'static str,
-) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Some(at) = line.find(mark) {
-                if tx.send(line[at + mark.len()..].to_string()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    rx
-}
-
 fn hook_line(session: &str, i: usize) -> String {
     format!(
         r#"{{"session_id":"{session}","hook_event_name":"UserPromptSubmit","prompt":"prompt {i} {}"}}"#,
@@ -402,23 +383,14 @@ fn read_commands_and_tail_work_beside_a_writer_in_another_process() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let mut child = KillOnDrop(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "read_commands_and_tail_work_beside_a_writer_in_another_process",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+    let mut child = KillOnDrop::spawn(
+        rerun("read_commands_and_tail_work_beside_a_writer_in_another_process")
+            .arg("--test-threads=1")
             .env(ENV_CHILD_DIR, &dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
+            .stdin(Stdio::piped()),
     );
     let mut to_child = child.0.stdin.take().unwrap();
-    let from_child = lines_of(child.0.stdout.take().unwrap(), "@@RO@@ ");
+    let from_child = lines_marked(child.0.stdout.take().unwrap(), "@@RO@@ ");
     let ingest = |to_child: &mut std::process::ChildStdin, line: String| -> u64 {
         writeln!(to_child, "event {line}").unwrap();
         let answer = from_child.recv_timeout(HANG).expect("child answers");
@@ -458,7 +430,7 @@ fn read_commands_and_tail_work_beside_a_writer_in_another_process() {
             .spawn()
             .unwrap(),
     );
-    let from_tail = lines_of(tail.0.stdout.take().unwrap(), "");
+    let from_tail = lines_marked(tail.0.stdout.take().unwrap(), "");
     let mut tailed = vec![];
     let next_line = || -> serde_json::Value {
         let line = from_tail.recv_timeout(HANG).expect("tail prints");

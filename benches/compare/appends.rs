@@ -42,6 +42,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
+use tracejournal::testkit::rng::mix;
 
 /// Appender counts, in table order.
 const THREADS: [usize; 4] = [1, 4, 16, 64];
@@ -340,15 +341,7 @@ fn mark() -> &'static str {
 fn hook_size(index: usize, len: usize) -> usize {
     let low = len.max(HOOK_SIZES.0);
     let span = (HOOK_SIZES.1 + 1).saturating_sub(low).max(1) as u64;
-    low + (splitmix64(index as u64) % span) as usize
-}
-
-/// A fixed 64-bit mix (SplitMix64's finalizer).
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    low + (mix((index as u64).wrapping_add(0x9e37_79b9_7f4a_7c15)) % span) as usize
 }
 
 /// `line` grown to exactly `target` bytes by appending [`FILLER`] text to

@@ -22,6 +22,9 @@
 //! The markdown report goes to stdout and to `target/bench-compare.md` (or
 //! `TRACEJOURNAL_BENCH_OUT`); progress goes to stderr.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod appends;
 mod many;
 mod recovery;

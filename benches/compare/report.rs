@@ -18,13 +18,7 @@ pub struct Config {
 impl Config {
     /// Reads `TRACEJOURNAL_BENCH_SCALE` (default 1.0).
     pub fn from_env() -> Config {
-        let scale = match std::env::var("TRACEJOURNAL_BENCH_SCALE") {
-            Err(_) => 1.0,
-            Ok(s) => match s.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 => v,
-                _ => panic!("TRACEJOURNAL_BENCH_SCALE must be a positive number, got {s:?}"),
-            },
-        };
+        let scale = crate::common::scale_from_env();
         let work_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         std::fs::create_dir_all(&work_dir)
             .unwrap_or_else(|e| panic!("create {}: {e}", work_dir.display()));
@@ -157,9 +151,7 @@ impl Latencies {
             self.ns.sort_unstable();
             self.sorted = true;
         }
-        let n = self.ns.len();
-        let rank = ((n as f64 * q).ceil() as usize).clamp(1, n);
-        Some(Duration::from_nanos(self.ns[rank - 1]))
+        crate::common::percentile(&self.ns, q)
     }
 }
 

@@ -23,6 +23,7 @@
 //!   session does not finish within it, the measured prefix is reported,
 //!   and the whole life is projected from it (see [`Projection`]).
 
+use crate::common;
 use crate::report::{self, Config, Progress, Section};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracejournal::event::{hook_event, Event};
+use tracejournal::testkit::rng::SplitMix64;
 use tracejournal::{Store, StoreOptions};
 
 /// Tool spans of the yardstick session at scale 1.
@@ -60,55 +62,9 @@ pub fn run(config: &Config, progress: &Progress) -> Vec<Section> {
     vec![section(&journal, &rewrite)]
 }
 
-/// A deterministic xorshift generator for the span texts.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Exactly `chars` ASCII characters of code-like words in lines of
-    /// about 72 (so the JSON holds `\n` escapes, like real tool output).
-    fn text(&mut self, chars: usize) -> String {
-        const WORDS: [&str; 12] = [
-            "fn",
-            "let",
-            "value",
-            "result",
-            "error",
-            "path",
-            "src/lib.rs",
-            "=>",
-            "match",
-            "Ok(())",
-            "self",
-            "//",
-        ];
-        let mut s = String::with_capacity(chars + 16);
-        let mut line = 0;
-        while s.len() < chars {
-            let word = WORDS[(self.next() % WORDS.len() as u64) as usize];
-            s.push_str(word);
-            line += word.len() + 1;
-            s.push(if line >= 72 { '\n' } else { ' ' });
-            if line >= 72 {
-                line = 0;
-            }
-        }
-        s.truncate(chars);
-        s
-    }
-}
-
 /// The yardstick session as hook payloads, in order.
 fn session_payloads(spans: usize) -> Vec<Value> {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = SplitMix64::new(common::TEXT_SEED);
     let mut out = Vec::with_capacity(2 * spans + 2);
     out.push(json!({
         "session_id": SESSION, "hook_event_name": "SessionStart", "source": "startup",
@@ -116,8 +72,8 @@ fn session_payloads(spans: usize) -> Vec<Value> {
     }));
     for i in 0..spans {
         let id = format!("toolu_{i:06}");
-        let input = json!({ "command": rng.text(TEXT_CHARS) });
-        let output = Value::String(rng.text(TEXT_CHARS));
+        let input = json!({ "command": common::code_text(&mut rng, TEXT_CHARS) });
+        let output = Value::String(common::code_text(&mut rng, TEXT_CHARS));
         out.push(json!({
             "session_id": SESSION, "hook_event_name": "PreToolUse", "tool_name": "Bash",
             "tool_use_id": id, "tool_input": input, "cwd": "/work",

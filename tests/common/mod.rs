@@ -18,6 +18,7 @@ use tracejournal::testkit::sim::{SimRng, SimStorage};
 use tracejournal::{DirLock, OpenMode, Storage, StorageFile};
 use tracejournal::{Journal, LogRecord, Options, RecoveryMode, RecoveryReport};
 
+pub mod child;
 pub mod schema;
 pub mod sessions;
 
@@ -167,28 +168,9 @@ pub fn placements(records: &[LogRecord]) -> Vec<Placement> {
         .collect()
 }
 
-/// A tiny deterministic PRNG (xorshift64*), so tests need no extra crate.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded generator (seed 0 is replaced).
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// A value in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// The one seeded generator of the test kit (SplitMix64), under the name
+/// the tests use.
+pub use tracejournal::testkit::rng::SplitMix64 as Rng;
 
 /// The report of a clean open: nothing cut, nothing skipped.
 pub fn assert_clean(report: &RecoveryReport) {

@@ -5,7 +5,6 @@
 use super::{options_with, MemStorage};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 use tracejournal::event::{hook_event, Body, EndStatus, Event, JsonText};
@@ -64,16 +63,6 @@ pub struct ReleaseOnDrop(pub Failpoints);
 impl Drop for ReleaseOnDrop {
     fn drop(&mut self) {
         self.0.release_all();
-    }
-}
-
-/// Kills the child if the parent panics (no orphan process left behind).
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
